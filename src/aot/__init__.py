@@ -1,0 +1,2 @@
+"""aot: Adversarial Opponent Training."""
+__version__ = "0.1.0"
