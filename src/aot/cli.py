@@ -1,0 +1,62 @@
+"""The `aot` command line: thin verbs over the library.
+
+Each verb group lives in ``aot.commands.<name>`` as a Typer app; this module only wires them
+together. ``main(argv)`` runs the CLI in-process (tests call it directly).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    name="aot",
+    help="Adversarial Opponent Training: self-play between an image-editing attacker and a vision-language defender.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from .commands import defender as defender_cmd
+    from .commands import world as world_cmd
+
+    app.add_typer(world_cmd.app, name="world", help="Sample, render and benchmark the procedural scene world.")
+    app.add_typer(defender_cmd.app, name="defender", help="Evaluate and train the vision-language defender.")
+    app.command("pretrain", help="Train the born defender on simple scenes (reproduces the shipped weights).")(defender_cmd.pretrain)
+    app.command("demo", help="Run the largest pipeline that works end to end on the embedded world.")(world_cmd.demo)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (defaults to sys.argv[1:]); returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="aot", standalone_mode=False)
+    except SystemExit as e:  # typer/click exit paths
+        return int(e.code or 0)
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except Exception as e:  # click usage errors carry their own exit code
+        code = getattr(e, "exit_code", None)
+        if code is None:
+            raise
+        if hasattr(e, "show"):
+            e.show()
+        return int(code)
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,1 @@
+"""Typer apps, one per verb group; thin wrappers over the library."""
