@@ -1,0 +1,28 @@
+"""DAPO dynamic sampling: groups whose rewards are all (nearly) equal carry no signal.
+
+The paper drops groups whose mean reward is <= 0.01 or >= 0.99. TRL's GRPOTrainer does not,
+so ``DynamicSamplingGRPOTrainer`` applies this filter after scoring: completions of a dropped
+group get a zero loss mask and zero advantage, so they add neither gradient nor tokens to the
+token-level normaliser. Unlike DAPO we do not re-sample to refill the batch (a batch with
+fewer live groups takes a smaller step); kept/dropped counts are logged as
+``dynamic_sampling/kept_groups`` and ``dynamic_sampling/dropped_groups``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def keep_groups(rewards: torch.Tensor, num_generations: int, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
+    """rewards: (N,) with N = groups * num_generations, grouped contiguously.
+    Returns a bool (groups,) mask: True where low < mean reward < high."""
+    if rewards.numel() % num_generations:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {num_generations}")
+    means = torch.nanmean(rewards.view(-1, num_generations).double(), dim=1)  # (groups,)
+    tol = 1e-6  # rewards arrive as float32: a mean of "exactly" 0.99 must still count as saturated
+    return (means > low + tol) & (means < high - tol)
+
+
+def keep_completions(rewards: torch.Tensor, num_generations: int, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
+    """The same mask expanded to one entry per completion: (N,) bool."""
+    return keep_groups(rewards, num_generations, low, high).repeat_interleave(num_generations)

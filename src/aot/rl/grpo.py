@@ -1,0 +1,185 @@
+"""GRPO/DAPO wiring on TRL, shared by the defender and the attacker.
+
+``RLConfig`` holds the paper's settings (loss 'dapo', clip 0.2 / 0.28, no KL, 5 rollouts at
+temperature 1.0, AdamW wd 0.01, token-level averaging, dynamic sampling). ``make_trainer``
+builds a ``DynamicSamplingGRPOTrainer`` from it for any model + processor pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from .dynamic_sampling import keep_completions
+
+
+@dataclass
+class RLConfig:
+    """GRPO/DAPO settings; defaults follow the paper's defender config."""
+
+    learning_rate: float = 1e-6
+    """AdamW learning rate (paper: 1e-6 for a 7B model; tiny models need far more, e.g. 2e-5)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (paper: 0.01)."""
+    num_generations: int = 5
+    """Rollouts per prompt (the GRPO group size; paper: 5)."""
+    prompts_per_step: int = 8
+    """Prompts per optimizer step (paper: global batch 128)."""
+    temperature: float = 1.0
+    """Sampling temperature of rollouts (paper: 1.0)."""
+    epsilon_low: float = 0.2
+    """Lower clip of the importance ratio (paper: 0.2)."""
+    epsilon_high: float = 0.28
+    """Upper clip of the importance ratio, DAPO's clip-higher (paper: 0.28)."""
+    beta: float = 0.0
+    """KL coefficient (paper: no KL term)."""
+    loss_type: str = "dapo"
+    """TRL loss type; 'dapo' = token-level averaging over the whole batch."""
+    dynamic_sampling: bool = True
+    """Drop groups whose mean reward is <= ds_low or >= ds_high (DAPO dynamic sampling)."""
+    ds_low: float = 0.01
+    """Groups with mean reward at or below this are dropped."""
+    ds_high: float = 0.99
+    """Groups with mean reward at or above this are dropped."""
+    max_steps: int = 10
+    """Optimizer steps."""
+    max_completion_length: int = 16
+    """Longest completion in tokens."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    seed: int = 0
+    """Seed for sampling and data order."""
+    lora: bool = False
+    """Train a PEFT LoRA adapter instead of all weights."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 16
+    """LoRA alpha."""
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    """Module names LoRA adapts."""
+    train_vision: bool = True
+    """Train the vision tower too (paper: yes). False freezes it."""
+    logging_steps: int = 1
+    """Log every N steps."""
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be >= 2: GRPO advantages compare rollouts within a group")
+        if not 0.0 <= self.ds_low < self.ds_high <= 1.0:
+            raise ValueError(f"need 0 <= ds_low < ds_high <= 1, got {self.ds_low}, {self.ds_high}")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0 for rollouts; use greedy decoding only in evaluation")
+        if self.prompts_per_step < 1 or self.max_steps < 1:
+            raise ValueError("prompts_per_step and max_steps must be >= 1")
+        if self.epsilon_low <= 0 or self.epsilon_high <= 0:
+            raise ValueError("epsilon_low and epsilon_high must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class DynamicSamplingGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer plus the paper's dynamic-sampling filter (see ``dynamic_sampling.py``)."""
+
+    def __init__(self, *args: Any, ds_enabled: bool = True, ds_low: float = 0.01, ds_high: float = 0.99, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.ds_enabled, self.ds_low, self.ds_high = ds_enabled, ds_low, ds_high
+        self._last_rewards_per_func: torch.Tensor | None = None
+        self.ds_kept = 0
+        self.ds_dropped = 0
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
+        rpf = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._last_rewards_per_func = rpf  # (N_global, n_funcs), gathered over processes
+        return rpf
+
+    def _generate_and_score_completions(self, inputs):  # type: ignore[override]
+        out = super()._generate_and_score_completions(inputs)
+        mode = "train" if self.model.training else "eval"
+        if not self.ds_enabled or mode != "train" or self._last_rewards_per_func is None:
+            return out
+        rpf = self._last_rewards_per_func
+        rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)  # (N_global,)
+        keep = keep_completions(rewards, self.num_generations, self.ds_low, self.ds_high)
+        n_local = out["completion_ids"].size(0)
+        start = self.accelerator.process_index * n_local
+        keep_local = keep[start : start + n_local].to(out["completion_mask"].device)
+        out["completion_mask"] = out["completion_mask"] * keep_local.unsqueeze(1).to(out["completion_mask"].dtype)
+        out["advantages"] = out["advantages"] * keep_local.to(out["advantages"].dtype)
+        mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
+        out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+        groups = keep.numel() // self.num_generations
+        kept = int(keep.view(-1, self.num_generations)[:, 0].sum())
+        self.ds_kept += kept
+        self.ds_dropped += groups - kept
+        self._metrics[mode]["dynamic_sampling/kept_groups"].append(float(kept))
+        self._metrics[mode]["dynamic_sampling/dropped_groups"].append(float(groups - kept))
+        return out
+
+
+def grpo_args(cfg: RLConfig, output_dir: str, **overrides: Any) -> GRPOConfig:
+    """TRL GRPOConfig for ``cfg`` on CPU (or whatever accelerate finds when use_cpu=False)."""
+    kw: dict[str, Any] = dict(
+        output_dir=output_dir,
+        use_cpu=not torch.cuda.is_available(),
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        num_generations=cfg.num_generations,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        gradient_accumulation_steps=1,
+        temperature=cfg.temperature,
+        epsilon=cfg.epsilon_low,
+        epsilon_high=cfg.epsilon_high,
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        max_steps=cfg.max_steps,
+        max_completion_length=cfg.max_completion_length,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        scale_rewards="group",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        bf16=False,
+        fp16=False,
+    )
+    kw.update(overrides)
+    return GRPOConfig(**kw)
+
+
+def make_trainer(
+    model: Any,
+    processor: Any,
+    train_dataset: Any,
+    reward_funcs: list[Callable[..., list[float]]],
+    cfg: RLConfig,
+    output_dir: str,
+    **overrides: Any,
+) -> DynamicSamplingGRPOTrainer:
+    peft_config = None
+    if cfg.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_target_modules, lora_dropout=0.0)
+    if not cfg.train_vision:
+        for name, p in model.named_parameters():
+            if "visual" in name or "vision" in name:
+                p.requires_grad_(False)
+    return DynamicSamplingGRPOTrainer(
+        model=model,
+        processing_class=processor,
+        reward_funcs=reward_funcs,
+        args=grpo_args(cfg, output_dir, **overrides),
+        train_dataset=train_dataset,
+        peft_config=peft_config,
+        ds_enabled=cfg.dynamic_sampling,
+        ds_low=cfg.ds_low,
+        ds_high=cfg.ds_high,
+    )
