@@ -173,3 +173,29 @@ def test_cli_sample_is_byte_identical(tmp_path):
 def test_cli_rejects_bad_regime(tmp_path, capsys):
     code = main(["world", "sample", "--n", "2", "--regime", "nope", "--out", str(tmp_path / "x")])
     assert code != 0
+
+
+def test_extend_scene_keeps_answers_and_reports_checks():
+    from aot.world.extend import extend_scene
+
+    rng = np.random.default_rng(0)
+    ok = dup = 0
+    for s in range(60):
+        sc = sample_scene(s, "simple")
+        q = sample_question(sc, rng)
+        e = extend_scene(sc, q, s)
+        if e.ok:
+            ok += 1
+            assert e.scene.width == 96 and len(e.scene.objects) >= len(sc.objects)
+            assert evaluate(e.scene, q.spec).answer == q.answer_text
+            # original objects keep attributes and relative layout
+            for o in sc.objects:
+                n = e.scene.get(o.id)
+                assert n.attrs() == o.attrs()
+            assert {t.id for t in e.question.targets} == {t.id for t in q.targets}
+        e2 = extend_scene(sc, q, s, avoid_duplicates=False)
+        if not e2.ok:
+            assert e2.reasons and all(r.split(":")[0] in ("composition", "duplication", "plausibility") for r in e2.reasons)
+            dup += any(r.startswith("duplication") for r in e2.reasons)
+    assert ok >= 50 and dup >= 1
+    assert extend_scene(sc, q, 1) == extend_scene(sc, q, 1)
