@@ -1,0 +1,227 @@
+"""The defender: a vision-language model plus its processor, with batched generation.
+
+``Defender.generate`` is the hot path of the whole system (evaluation and reward scoring):
+left padding, ``torch.inference_mode``, one ``model.generate`` call per chunk of
+``batch_size`` prompts. ``load_defender(name_or_path)`` accepts ``"base"`` (the shipped born
+defender), a built-in tiny name (random init), a local directory or a Hugging Face id
+(offline when ``HF_HUB_OFFLINE=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..world.questions import Question
+from .prompt import extract_choice, format_prompt, is_exact_format
+from .registry import TINY_MODELS, build_processor, build_tiny
+
+ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "defender"
+"""The shipped born defender (``load_defender("base")``)."""
+META_FILE = "aot_defender.json"
+"""Written beside the weights: the architecture, so the processor can be rebuilt part by part."""
+
+ImageLike = np.ndarray | Image.Image
+
+
+def conversation(prompt: str) -> list[dict[str, Any]]:
+    """TRL's conversational prompt: one user turn with an image part, then the text."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+
+
+def question_conversation(question: Question) -> list[dict[str, Any]]:
+    """``conversation(format_prompt(question))``: the ``prompt`` column for TRL."""
+    return conversation(format_prompt(question))
+
+
+def to_pil(image: ImageLike) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "RGB")
+
+
+class Defender:
+    """A vision-language model and its processor."""
+
+    def __init__(self, model, processor, arch: str | None = None):
+        self.model = model
+        self.processor = processor
+        self.arch = arch or getattr(model.config, "model_type", None)
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+
+    @property
+    def tokenizer(self):
+        return getattr(self.processor, "tokenizer", self.processor)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def chat_text(self, prompt: str) -> str:
+        """The full prompt string (chat template, generation prompt opened)."""
+        return self.processor.apply_chat_template(conversation(prompt), add_generation_prompt=True, tokenize=False)
+
+    def inputs(self, images: Sequence[ImageLike], prompts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Processor outputs for a batch (left padded), on the model's device."""
+        texts = [self.chat_text(p) for p in prompts]
+        batch = self.processor(images=[to_pil(im) for im in images], text=texts, padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        images: Sequence[ImageLike],
+        prompts: Sequence[str],
+        num_return_sequences: int = 1,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        max_new_tokens: int = 16,
+        batch_size: int = 64,
+        seed: int | None = None,
+    ) -> list[list[str]]:
+        """Completions: one list of ``num_return_sequences`` strings per (image, prompt)."""
+        if len(images) != len(prompts):
+            raise ValueError(f"generate: {len(images)} images but {len(prompts)} prompts")
+        if seed is not None:
+            torch.manual_seed(seed)
+        was_training = self.model.training
+        self.model.eval()
+        k = num_return_sequences if do_sample else 1
+        tok = self.tokenizer
+        out: list[list[str]] = []
+        try:
+            for i in range(0, len(prompts), batch_size):
+                batch = self.inputs(images[i : i + batch_size], prompts[i : i + batch_size])
+                gen_kwargs: dict[str, Any] = dict(
+                    max_new_tokens=max_new_tokens,
+                    do_sample=do_sample,
+                    num_return_sequences=k,
+                    pad_token_id=tok.pad_token_id,
+                    eos_token_id=tok.eos_token_id,
+                )
+                if do_sample:
+                    gen_kwargs |= dict(temperature=temperature, top_k=0, top_p=1.0)
+                seqs = self.model.generate(**batch, **gen_kwargs)
+                texts = tok.batch_decode(seqs[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+                for j in range(len(texts) // k):
+                    group = texts[j * k : (j + 1) * k]
+                    out.append(group if do_sample else group * num_return_sequences)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def answer(self, images: Sequence[ImageLike], questions: Sequence[Question], **kwargs: Any) -> list[list[str | None]]:
+        """Extracted letters (None when unreadable) per question, one per returned sequence."""
+        comps = self.generate(images, [format_prompt(q) for q in questions], **kwargs)
+        return [[extract_choice(c, q.options) for c in cs] for cs, q in zip(comps, questions)]
+
+    def score(self, images: Sequence[ImageLike], questions: Sequence[Question], **kwargs: Any) -> dict[str, Any]:
+        """Greedy (or sampled) completions with per-item correctness and exact-format flags."""
+        comps = self.generate(images, [format_prompt(q) for q in questions], **kwargs)
+        correct = [[extract_choice(c, q.options) == q.answer for c in cs] for cs, q in zip(comps, questions)]
+        exact = [[is_exact_format(c) for c in cs] for cs in comps]
+        return {"completions": comps, "correct": correct, "exact": exact}
+
+    # --- persistence -----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """``save_pretrained`` (safetensors) of model, tokenizer and image processor, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp", dir=path.parent))
+        try:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            save_processor(self.processor, tmp, self.arch)
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+
+def save_processor(processor, path: str | os.PathLike, arch: str | None) -> None:
+    """Tokenizer and image processor saved separately (``Qwen2VLProcessor.save_pretrained``
+    fails without a video processor), plus the processor's own settings."""
+    path = Path(path)
+    processor.tokenizer.save_pretrained(path)
+    processor.image_processor.save_pretrained(path)
+    meta = {"arch": arch, "image_processor_class": type(processor.image_processor).__name__}
+    for key in ("patch_size", "num_additional_image_tokens", "vision_feature_select_strategy", "image_seq_len"):
+        if hasattr(processor, key):
+            meta[key] = getattr(processor, key)
+    (path / META_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def load_processor(path: str | os.PathLike):
+    """Rebuild a processor saved by ``save_processor``."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    path = Path(path)
+    meta = json.loads((path / META_FILE).read_text())
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.padding_side = "left"
+    ip_cls = getattr(transformers, meta["image_processor_class"], None)
+    if ip_cls is None:  # PIL image processors are not all exported at top level
+        from transformers.models.auto import image_processing_auto as ipa
+
+        ip_cls = ipa.get_image_processor_class_from_name(meta["image_processor_class"])
+    ip = ip_cls.from_pretrained(path)
+    arch = meta["arch"]
+    proc = build_processor(arch, tok, ip, None) if arch != "llava" else None
+    if arch == "llava":
+        from transformers import LlavaProcessor
+
+        proc = LlavaProcessor(
+            image_processor=ip, tokenizer=tok, patch_size=meta["patch_size"],
+            vision_feature_select_strategy=meta.get("vision_feature_select_strategy", "default"),
+            num_additional_image_tokens=meta.get("num_additional_image_tokens", 1), chat_template=tok.chat_template,
+        )
+    elif arch == "idefics3":
+        from transformers import Idefics3Processor
+
+        proc = Idefics3Processor(image_processor=ip, tokenizer=tok, image_seq_len=meta["image_seq_len"], chat_template=tok.chat_template)
+    return proc
+
+
+def load_defender(name_or_path: str | os.PathLike = "base", dtype: torch.dtype = torch.float32) -> Defender:
+    """``"base"``: the shipped born defender; a tiny registry name: random init; a directory
+    saved by ``Defender.save``; or any Hugging Face image-text-to-text model id or path."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    name = str(name_or_path)
+    if name == "base":
+        if not (ASSET_DIR / "config.json").exists():
+            raise FileNotFoundError(f"the born defender is not shipped at {ASSET_DIR}; run `aot pretrain --out {ASSET_DIR}`")
+        name = str(ASSET_DIR)
+    if name in TINY_MODELS:
+        model, proc = build_tiny(name)
+        return Defender(model, proc, TINY_MODELS[name].arch)
+    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
+    model.eval()
+    if (Path(name) / META_FILE).exists():
+        proc = load_processor(name)
+        arch = json.loads((Path(name) / META_FILE).read_text())["arch"]
+    else:
+        from .registry import _allow_none_processor_args
+
+        _allow_none_processor_args()
+        proc = AutoProcessor.from_pretrained(name)
+        arch = model.config.model_type
+    return Defender(model, proc, arch)

@@ -1,0 +1,103 @@
+"""aot.models: tokenizer, tiny registry, processors, Defender generation and save/load."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+
+from aot.models import (
+    TINY_MODELS,
+    Defender,
+    answer_completion,
+    build_tiny,
+    build_tokenizer,
+    conversation,
+    extract_choice,
+    format_prompt,
+    is_exact_format,
+    load_defender,
+    question_conversation,
+)
+from aot.world import render, sample_question, sample_scene
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+def _batch(n: int, regime: str = "simple"):
+    scenes = [sample_scene(i, regime) for i in range(n)]
+    qs = [sample_question(s, np.random.default_rng(i)) for i, s in enumerate(scenes)]
+    return [render(s) for s in scenes], qs
+
+
+def test_tokenizer_roundtrip_and_whole_words(tok):
+    for s in [
+        "Where is the red circle relative to the blue square?\nOptions:\nA. left\nB. right",
+        answer_completion("right", "B"),
+        "add red metal circle x=12 y=40 seed=3 brightness contrast blur noise perturb patch photo",
+        "anything at all: ünïcode ✓",
+    ]:
+        assert tok.decode(tok(s)["input_ids"]) == s
+    for w in ["right", "circle", "hexagons", "metal", "127", "perturb", "background"]:
+        assert len(tok(" " + w)["input_ids"]) == 1, w
+    assert tok.convert_ids_to_tokens(tok("\\boxed{B}")["input_ids"])[-3:] == ["{", "B", "}"]
+
+
+def test_chat_template_has_image_part(tok):
+    text = tok.apply_chat_template(conversation("hi"), add_generation_prompt=True, tokenize=False)
+    assert text == "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>hi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_question_conversation_is_trl_shape():
+    _, qs = _batch(1)
+    conv = question_conversation(qs[0])
+    assert conv[0]["role"] == "user"
+    assert conv[0]["content"][0] == {"type": "image"}
+    assert conv[0]["content"][1]["text"] == format_prompt(qs[0])
+
+
+def test_answer_completion_scores_as_exact():
+    c = answer_completion("right", "B")
+    assert extract_choice(c, ("left", "right", "above", "below")) == "B" and is_exact_format(c)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_MODELS))
+def test_tiny_generate_save_load_identical_logits(name, tmp_path, tok):
+    model, proc = build_tiny(name, tokenizer=tok if name == "tiny-qwen2.5-vl" else None)
+    d = Defender(model, proc, TINY_MODELS[name].arch)
+    images, qs = _batch(5)
+    prompts = [format_prompt(q) for q in qs]
+    greedy = d.generate(images, prompts, max_new_tokens=4, batch_size=2)
+    assert len(greedy) == 5 and all(len(g) == 1 and isinstance(g[0], str) for g in greedy)
+    sampled = d.generate(images, prompts, num_return_sequences=3, do_sample=True, max_new_tokens=4, batch_size=4)
+    assert len(sampled) == 5 and all(len(g) == 3 for g in sampled)
+    # batching must not change greedy answers (left padding is respected)
+    one = d.generate(images[:1], prompts[:1], max_new_tokens=4)
+    assert one[0] == greedy[0]
+    d.save(tmp_path / "m")
+    d2 = load_defender(tmp_path / "m")
+    assert type(d2.processor) is type(d.processor)
+    with torch.no_grad():
+        a = d.model(**d.inputs(images[:2], prompts[:2])).logits
+        b = d2.model(**d2.inputs(images[:2], prompts[:2])).logits
+    assert torch.equal(a, b)
+    assert d2.generate(images, prompts, max_new_tokens=4, batch_size=2) == greedy
+
+
+def test_answer_returns_letters_or_none():
+    d = load_defender("tiny-qwen2.5-vl")
+    images, qs = _batch(3)
+    ans = d.answer(images, qs, max_new_tokens=4)
+    assert len(ans) == 3 and all(a[0] is None or a[0] in "ABCD" for a in ans)
+
+
+def test_unknown_names_fail_clearly():
+    with pytest.raises(ValueError, match="unknown tiny model"):
+        build_tiny("tiny-nope")
