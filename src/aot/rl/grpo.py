@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import torch
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from .dynamic_sampling import keep_completions
@@ -161,6 +162,8 @@ def make_trainer(
     reward_funcs: list[Callable[..., list[float]]],
     cfg: RLConfig,
     output_dir: str,
+    progress: bool = True,
+    desc: str = "GRPO",
     **overrides: Any,
 ) -> DynamicSamplingGRPOTrainer:
     peft_config = None
@@ -172,7 +175,7 @@ def make_trainer(
         for name, p in model.named_parameters():
             if "visual" in name or "vision" in name:
                 p.requires_grad_(False)
-    return DynamicSamplingGRPOTrainer(
+    trainer = DynamicSamplingGRPOTrainer(
         model=model,
         processing_class=processor,
         reward_funcs=reward_funcs,
@@ -183,3 +186,39 @@ def make_trainer(
         ds_low=cfg.ds_low,
         ds_high=cfg.ds_high,
     )
+    # our own progress bar instead of the Trainer's printed log dicts
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(RichProgress(desc))
+    return trainer
+
+
+class RichProgress(TrainerCallback):
+    """A rich progress bar over optimizer steps, showing the latest mean reward."""
+
+    def __init__(self, desc: str = "GRPO"):
+        self.desc = desc
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kw):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task(self.desc, total=state.max_steps, info="")
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if self.bar is not None and logs and "reward" in logs:
+            self.bar.update(self.task, info=f"reward {float(logs['reward']):.3f}")
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.update(self.task, completed=state.global_step)
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
