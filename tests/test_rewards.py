@@ -55,3 +55,35 @@ def test_rl_config_validation():
         RLConfig(ds_low=0.5, ds_high=0.4)
     c = RLConfig()
     assert (c.loss_type, c.beta, c.epsilon_low, c.epsilon_high, c.num_generations, c.temperature) == ("dapo", 0.0, 0.2, 0.28, 5, 1.0)
+
+
+from aot.rewards import attacker_score, longest_wrong_run
+
+
+@pytest.mark.parametrize(
+    "seq,run", [([], 0), ([True, True, True], 0), ([False, True, False], 1), ([False, False, True], 2), ([True, False, False], 2), ([False] * 3, 3)]
+)
+def test_longest_wrong_run(seq, run):
+    assert longest_wrong_run(seq) == run
+
+
+@pytest.mark.parametrize(
+    "parsed,passed,clean,edited,expected",
+    [
+        (False, True, True, [False] * 3, -1.0),  # unparseable: fixed penalty
+        (True, False, True, [False] * 3, 0.0),  # integrity fails: no credit however effective
+        (True, True, False, [False] * 3, 0.0),  # defender wrong on clean anyway: nothing flipped
+        (True, True, True, [True] * 3, 0.0),  # useless edit
+        (True, True, True, [False, True, True], 1 / 3),
+        (True, True, True, [False, True, False], 1 / 3),  # not consecutive
+        (True, True, True, [True, False, False], 2 / 3),
+        (True, True, True, [False] * 3, 1.0),  # all k wrong: maximal
+    ],
+)
+def test_attacker_score(parsed, passed, clean, edited, expected):
+    assert attacker_score(parsed, passed, clean, edited) == pytest.approx(expected)
+
+
+def test_attacker_score_penalties_configurable():
+    assert attacker_score(False, True, True, [False], parse_penalty=-0.5) == -0.5
+    assert attacker_score(True, False, True, [False], integrity_penalty=-0.2) == -0.2

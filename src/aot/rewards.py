@@ -39,3 +39,43 @@ def defender_score(completion: str, answer: str, options: Sequence[str]) -> floa
 def defender_reward(completions: list[Any], answer: list[str], options: list[Sequence[str]], **_: Any) -> list[float]:
     """TRL reward function over a batch: needs the dataset columns ``answer`` and ``options``."""
     return [defender_score(completion_text(c), a, o) for c, a, o in zip(completions, answer, options, strict=True)]
+
+
+# --- attacker ------------------------------------------------------------------------
+PARSE_PENALTY = -1.0
+INTEGRITY_PENALTY = 0.0
+
+
+def longest_wrong_run(edited_correct: Sequence[bool]) -> int:
+    """Length of the longest run of consecutive wrong answers (False) among the k samples."""
+    best = run = 0
+    for ok in edited_correct:
+        run = 0 if ok else run + 1
+        best = max(best, run)
+    return best
+
+
+def attacker_score(
+    parsed: bool,
+    integrity_passed: bool,
+    clean_correct: bool,
+    edited_correct: Sequence[bool],
+    parse_penalty: float = PARSE_PENALTY,
+    integrity_penalty: float = INTEGRITY_PENALTY,
+) -> float:
+    """Semantic integrity x adversarial efficacy (our reading of the paper's reward).
+
+    - unparseable program: ``parse_penalty`` (default -1);
+    - integrity verdict fails (answer changed, low local SSIM, box overlap, duplicate):
+      ``integrity_penalty`` (default 0);
+    - the defender was already wrong on the clean image: 0 (nothing to flip);
+    - otherwise efficacy = longest run of consecutive wrong answers among the k defender samples
+      on the edited image, divided by k: 0 when it is never fooled, 1 when all k are wrong.
+    """
+    if not parsed:
+        return parse_penalty
+    if not integrity_passed:
+        return integrity_penalty
+    if not clean_correct or not edited_correct:
+        return 0.0
+    return longest_wrong_run(edited_correct) / len(edited_correct)
