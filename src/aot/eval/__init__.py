@@ -1,0 +1,1 @@
+"""Evaluation: benchmarks from the world, metrics, real-file adapters."""
