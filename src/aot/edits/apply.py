@@ -1,0 +1,182 @@
+"""The editor: apply a program to a scene and its rendering.
+
+Order: scene-graph ops first (program order), one re-render with ``aot.world.render``,
+then pixel ops (program order) on that image. Ids refer to the scene as it stands at
+that op: ``add ...`` then ``remove N`` with N the new id works; referring to a missing
+(or already removed) id raises :class:`EditApplyError` naming the op. Added objects get
+fresh ids, never reusing one that existed in the input scene or earlier in the program.
+
+Geometry is never an apply error: boxes and centres off the canvas are clipped when
+drawing, and recorded in ``touched_boxes`` so :func:`aot.integrity.check` can reject them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+import numpy as np
+
+from ..world.render import render, to_uint8
+from ..world.types import Scene
+from .ops import (
+    PATCH_RGB,
+    AddObject,
+    BackgroundChange,
+    Box,
+    EditApplyError,
+    MoveObject,
+    OccludingPatch,
+    Op,
+    Perturb,
+    Photometric,
+    RemoveObject,
+    ReplaceAttrs,
+)
+
+Occluder = tuple[Box, float]
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """What a program did.
+
+    ``occluders``: ((x0, y0, x1, y1), opacity) of pixel ops that hide content (patches,
+    opacity 1.0), clipped to the canvas; pass to ``aot.world.evaluate(..., occluders=)``.
+    ``touched_boxes``: unclipped boxes of the ops that put content at a location (the
+    added object, the moved object at its destination, patches, perturbations), in
+    program order; ``touched_ops`` holds the program index of each.
+    """
+
+    scene: Scene
+    image: np.ndarray
+    occluders: list[Occluder]
+    touched_boxes: tuple[Box, ...]
+    touched_ops: tuple[int, ...]
+    program: tuple[Op, ...]
+
+
+def _clip(box: Box, w: int, h: int) -> Box | None:
+    x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
+    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
+
+def _gauss_kernel(sigma: float) -> np.ndarray:
+    r = max(1, math.ceil(3 * sigma))
+    t = np.arange(-r, r + 1, dtype=np.float32)
+    k = np.exp(-(t * t) / (2 * sigma * sigma))
+    return (k / k.sum()).astype(np.float32)
+
+
+def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable gaussian blur of a float (H, W, C) image, edge-replicated borders."""
+    if sigma <= 0:
+        return img
+    k = _gauss_kernel(sigma)
+    r = len(k) // 2
+    H, W = img.shape[:2]
+    p = np.pad(img, ((r, r), (0, 0), (0, 0)), mode="edge")
+    out = np.zeros_like(img)
+    for i, w in enumerate(k):
+        out += w * p[i : i + H]
+    p = np.pad(out, ((0, 0), (r, r), (0, 0)), mode="edge")
+    out = np.zeros_like(img)
+    for i, w in enumerate(k):
+        out += w * p[:, i : i + W]
+    return out
+
+
+def _photometric(img: np.ndarray, op: Photometric) -> np.ndarray:
+    f = img.astype(np.float32)
+    if op.contrast != 1.0:
+        f = (f - 127.5) * op.contrast + 127.5
+    if op.brightness != 1.0:
+        f = f * op.brightness
+    if op.blur > 0:
+        f = gaussian_blur(f, op.blur)
+    if op.noise > 0:
+        f = f + np.random.default_rng(op.seed).normal(0.0, op.noise, f.shape).astype(np.float32)
+    return to_uint8(f)
+
+
+def _obj_box(scene: Scene, obj_id: int) -> Box:
+    o = scene.get(obj_id)
+    assert o is not None
+    return o.box()
+
+
+def apply_program(scene: Scene, program: Iterable[Op], image: np.ndarray | None = None) -> EditResult:
+    """Apply ``program`` to ``scene``.
+
+    ``image``, if given, must be ``render(scene)``; it only saves a render when the
+    program has no scene-graph op (the input is never modified).
+    """
+    ops = tuple(program)
+    cur = scene
+    fresh = scene.next_id()
+    touched: list[tuple[int, Box]] = []
+    for i, op in enumerate(ops):
+        if not isinstance(op, Op):
+            raise EditApplyError(f"op {i + 1}: expected an edit op, got {type(op).__name__}")
+        if not op.SCENE_OP:
+            continue
+        where = f"op {i + 1} ({op.to_text()})"
+        if isinstance(op, AddObject):
+            oid = max(fresh, cur.next_id())
+            fresh = oid + 1
+            cur = cur.with_objects(cur.objects + (op.make(oid, cur.top_depth() + 1),))
+            touched.append((i, op.box))
+        elif isinstance(op, BackgroundChange):
+            cur = replace(cur, background=replace(cur.background, kind=op.kind, color=op.color, color2=op.color2))
+        else:
+            oid = op.id  # type: ignore[attr-defined]
+            if cur.get(oid) is None:
+                ids = sorted(o.id for o in cur.objects)
+                raise EditApplyError(f"{where}: no object with id {oid}; ids present: {ids}")
+            if isinstance(op, RemoveObject):
+                cur = cur.with_objects(tuple(o for o in cur.objects if o.id != oid))
+            elif isinstance(op, ReplaceAttrs):
+                cur = cur.with_objects(tuple(replace(o, **op.attr_dict) if o.id == oid else o for o in cur.objects))
+            elif isinstance(op, MoveObject):
+                cur = cur.with_objects(tuple(replace(o, x=float(op.x), y=float(op.y)) if o.id == oid else o for o in cur.objects))
+                touched.append((i, _obj_box(cur, oid)))
+            else:  # pragma: no cover - every scene op is handled above
+                raise EditApplyError(f"{where}: unsupported op")
+    if image is None or any(op.SCENE_OP for op in ops):
+        img = render(cur)
+    else:
+        if image.shape != (scene.height, scene.width, 3) or image.dtype != np.uint8:
+            raise EditApplyError(f"image must be uint8 {(scene.height, scene.width, 3)}, got {image.dtype} {image.shape}")
+        img = image.copy()
+    occluders: list[Occluder] = []
+    W, H = cur.width, cur.height
+    for i, op in enumerate(ops):
+        if op.SCENE_OP:
+            continue
+        if isinstance(op, OccludingPatch):
+            touched.append((i, op.box))
+            b = _clip(op.box, W, H)
+            if b is not None:
+                img[b[1] : b[3], b[0] : b[2]] = PATCH_RGB[op.color]
+                occluders.append((b, 1.0))
+        elif isinstance(op, Perturb):
+            touched.append((i, op.box))
+            b = _clip(op.box, W, H)
+            if b is not None:
+                crop = img[b[1] : b[3], b[0] : b[2]]
+                signs = np.random.default_rng(op.seed).integers(0, 2, size=crop.shape, dtype=np.int16) * 2 - 1
+                img[b[1] : b[3], b[0] : b[2]] = np.clip(crop.astype(np.int16) + signs * op.eps, 0, 255).astype(np.uint8)
+        elif isinstance(op, Photometric):
+            img = _photometric(img, op)
+        else:  # pragma: no cover
+            raise EditApplyError(f"op {i + 1}: unsupported pixel op {op.name}")
+    touched.sort(key=lambda t: t[0])
+    return EditResult(
+        scene=cur,
+        image=img,
+        occluders=occluders,
+        touched_boxes=tuple(b for _, b in touched),
+        touched_ops=tuple(i for i, _ in touched),
+        program=ops,
+    )
