@@ -1,0 +1,140 @@
+"""Scoring edit programs against a frozen defender: the one place that turns proposals into
+verdicts, defender answers and attacker rewards (used by the reward, the evaluation and the
+curriculum). Defender calls are batched across everything passed in at once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..edits import EditError, apply_program, parse_program
+from ..integrity import IntegrityConfig, check
+from ..rewards import attacker_score
+from .base import AttackItem
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How proposals are judged."""
+
+    k: int = 3
+    """Defender samples per edited image (efficacy counts consecutive wrong ones)."""
+    temperature: float = 1.0
+    """Defender sampling temperature for the k samples; 0 means greedy (then k = 1 sample repeated)."""
+    parse_penalty: float = -1.0
+    """Reward of a program that does not parse or cannot be applied."""
+    integrity_penalty: float = 0.0
+    """Reward of a program that fails the integrity verdict."""
+    diversity_bonus: float = 0.0
+    """Added to passing programs: bonus x (1 - share of their first op type among the batch's
+    passing programs); 0 disables it. Guards against collapsing onto one trick."""
+    integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
+    """Integrity thresholds."""
+    batch_size: int = 64
+    """Defender generation batch size."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError("k must be >= 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+
+
+@dataclass
+class Scored:
+    """One proposal's fate."""
+
+    text: str
+    parsed: bool
+    passed: bool
+    reasons: tuple[str, ...]
+    ops: tuple[str, ...]
+    clean_correct: bool
+    edited_correct: tuple[bool, ...]
+    reward: float
+    edited_image: np.ndarray | None = None
+
+    @property
+    def success(self) -> bool:
+        """Passes integrity and flips a clean-correct answer (majority of the k samples wrong)."""
+        return self.passed and self.clean_correct and sum(not c for c in self.edited_correct) * 2 > len(self.edited_correct)
+
+
+def _answers(defender: Any, images: list[np.ndarray], questions: list, cfg: ScoringConfig, seed: int) -> list[list[bool]]:
+    if not images:
+        return []
+    greedy = cfg.temperature == 0
+    letters = defender.answer(
+        images, questions, num_return_sequences=1 if greedy else cfg.k, do_sample=not greedy,
+        temperature=cfg.temperature or 1.0, batch_size=cfg.batch_size, seed=seed,
+    )
+    return [[a == q.answer for a in ls] for ls, q in zip(letters, questions)]
+
+
+def clean_correctness(defender: Any, items: Sequence[AttackItem], cfg: ScoringConfig, seed: int = 0) -> list[bool]:
+    """Whether the defender answers each clean item right on every one of its samples."""
+    res = _answers(defender, [it.image for it in items], [it.question for it in items], cfg, seed)
+    return [all(r) for r in res]
+
+
+def score_programs(
+    defender: Any,
+    items: Sequence[AttackItem],
+    texts: Sequence[str],
+    clean_correct: Sequence[bool],
+    cfg: ScoringConfig,
+    seed: int = 0,
+    keep_images: bool = False,
+) -> list[Scored]:
+    """Parse, apply, check and (for passing programs) query the defender; never raises on bad text."""
+    if not (len(items) == len(texts) == len(clean_correct)):
+        raise ValueError(f"score_programs: {len(items)} items, {len(texts)} texts, {len(clean_correct)} clean flags")
+    staged: list[dict[str, Any]] = []
+    for it, text, cc in zip(items, texts, clean_correct):
+        rec: dict[str, Any] = {"text": text, "clean_correct": bool(cc), "ops": (), "reasons": (), "parsed": False, "passed": False, "image": None}
+        try:
+            prog = parse_program(text)
+            rec["ops"] = tuple(type(op).__name__ for op in prog)
+            result = apply_program(it.scene, prog, it.image)
+            rec["parsed"] = True
+        except EditError as e:
+            rec["reasons"] = (f"unparseable: {e}",)
+            staged.append(rec)
+            continue
+        verdict = check(it.scene, it.image, it.question, result, cfg.integrity)
+        rec["passed"], rec["reasons"], rec["image"] = verdict.passed, tuple(verdict.reasons), result.image
+        staged.append(rec)
+    # one batched defender call for every passing, clean-correct proposal
+    ask = [i for i, r in enumerate(staged) if r["passed"] and r["clean_correct"]]
+    answers = _answers(defender, [staged[i]["image"] for i in ask], [items[i].question for i in ask], cfg, seed)
+    edited: dict[int, list[bool]] = dict(zip(ask, answers))
+    passing_ops = Counter(r["ops"][0] for r in staged if r["passed"] and r["ops"])
+    n_pass = sum(passing_ops.values())
+    out = []
+    for i, r in enumerate(staged):
+        ec = tuple(edited.get(i, ()))
+        reward = attacker_score(r["parsed"], r["passed"], r["clean_correct"], ec, cfg.parse_penalty, cfg.integrity_penalty)
+        if cfg.diversity_bonus and r["passed"] and r["ops"]:
+            reward += cfg.diversity_bonus * (1.0 - passing_ops[r["ops"][0]] / n_pass)
+        out.append(Scored(r["text"], r["parsed"], r["passed"], r["reasons"], r["ops"], r["clean_correct"], ec, reward, r["image"] if keep_images else None))
+    return out
+
+
+def summarize(scored: Sequence[Scored]) -> dict[str, Any]:
+    """Rates over proposals and the operation mix (share of each op type among parsed programs)."""
+    n = len(scored)
+    ops = Counter(op for s in scored for op in s.ops[:1])
+    total_ops = sum(ops.values())
+    return {
+        "n": n,
+        "parse_rate": sum(s.parsed for s in scored) / n if n else float("nan"),
+        "integrity_pass_rate": sum(s.passed for s in scored) / n if n else float("nan"),
+        "success_rate": sum(s.success for s in scored) / n if n else float("nan"),
+        "clean_correct_rate": sum(s.clean_correct for s in scored) / n if n else float("nan"),
+        "mean_reward": float(np.mean([s.reward for s in scored])) if n else float("nan"),
+        "op_mix": {k: v / total_ops for k, v in sorted(ops.items())} if total_ops else {},
+    }

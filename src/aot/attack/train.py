@@ -1,0 +1,165 @@
+"""Attacker training: cold-start SFT on effective AOT-SFT edits, then GRPO against a frozen defender."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..models.defender import to_pil
+from ..rewards import completion_text
+from ..rl.grpo import RLConfig, make_trainer
+from .base import AttackItem
+from .model import ModelAttacker, item_conversation
+from .scoring import ScoringConfig, Scored, clean_correctness, score_programs, summarize
+
+
+@dataclass
+class SFTConfig:
+    """Cold-start supervised fine-tuning of the attacker on (item, effective program) pairs."""
+
+    learning_rate: float = 5e-4
+    """AdamW learning rate."""
+    epochs: float = 3.0
+    """Passes over the examples."""
+    batch_size: int = 16
+    """Examples per step."""
+    max_steps: int = -1
+    """Stop after this many steps (-1: run the epochs)."""
+    seed: int = 0
+    """Seed of data order."""
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0 or self.batch_size < 1 or self.epochs <= 0:
+            raise ValueError("learning_rate, batch_size and epochs must be positive")
+
+
+def cold_start(attacker: ModelAttacker, examples: Sequence[tuple[AttackItem, str]], cfg: SFTConfig) -> dict[str, Any]:
+    """SFT with TRL's SFTTrainer (prompt/completion, loss on the completion only)."""
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    if not examples:
+        raise ValueError("cold start needs at least one (item, program) example; the AOT-SFT build had no effective edits")
+    t0 = time.perf_counter()
+    ds = Dataset.from_dict(
+        {
+            "prompt": [item_conversation(it) for it, _ in examples],
+            "completion": [[{"role": "assistant", "content": [{"type": "text", "text": prog}]}] for _, prog in examples],
+            "images": [[to_pil(it.image)] for it, _ in examples],
+        }
+    )
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="aot-sft-") as tmp:
+        args = TRLSFTConfig(
+            output_dir=tmp, use_cpu=not torch.cuda.is_available(), per_device_train_batch_size=cfg.batch_size,
+            num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, report_to=[],
+            save_strategy="no", logging_steps=5, disable_tqdm=True, max_length=None, seed=cfg.seed, data_seed=cfg.seed,
+            bf16=False, fp16=False, dataloader_num_workers=0,
+        )
+        tr = SFTTrainer(model=attacker.model, processing_class=attacker.vlm.processor, args=args, train_dataset=ds)
+        tr.remove_callback(PrinterCallback)
+        tr.train()
+        attacker.vlm.model = tr.model
+        losses = [h["loss"] for h in tr.state.log_history if "loss" in h]
+    attacker.vlm.model.eval()
+    return {
+        "attacker/sft_examples": len(examples),
+        "attacker/sft_steps": int(tr.state.global_step),
+        "attacker/sft_loss_first": float(losses[0]) if losses else float("nan"),
+        "attacker/sft_loss_last": float(losses[-1]) if losses else float("nan"),
+        "time/attacker_sft_s": time.perf_counter() - t0,
+    }
+
+
+class AttackerReward:
+    """TRL reward function: program text in, attacker reward out, scored against the frozen
+    defender (one batched defender call per GRPO generation batch). Keeps running statistics."""
+
+    __name__ = "attacker_reward"
+
+    def __init__(self, defender: Any, items: Sequence[AttackItem], clean_correct: Sequence[bool], cfg: ScoringConfig, seed: int = 0):
+        self.defender, self.items, self.clean, self.cfg = defender, list(items), list(clean_correct), cfg
+        self.calls = 0
+        self.seed = seed
+        self.history: list[Scored] = []
+
+    def __call__(self, completions: list[Any], item_id: list[int], **_: Any) -> list[float]:
+        texts = [completion_text(c).strip() for c in completions]
+        items = [self.items[i] for i in item_id]
+        clean = [self.clean[i] for i in item_id]
+        self.calls += 1
+        scored = score_programs(self.defender, items, texts, clean, self.cfg, seed=self.seed * 100_003 + self.calls)
+        self.history.extend(scored)
+        return [s.reward for s in scored]
+
+
+@dataclass
+class AttackerRLConfig:
+    """Attacker GRPO: the RL settings plus how proposals are scored."""
+
+    rl: RLConfig = field(default_factory=lambda: RLConfig(learning_rate=2e-4, num_generations=4, prompts_per_step=4, max_steps=20, max_completion_length=24, ds_mode="std"))
+    """GRPO settings (dynamic sampling in 'std' mode: groups whose rewards are all equal are dropped)."""
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    """Reward settings: k defender samples, penalties, diversity bonus, integrity thresholds."""
+
+
+def train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[AttackItem], cfg: AttackerRLConfig) -> dict[str, Any]:
+    """GRPO of the attacker against the frozen ``defender``; updates ``attacker`` in place.
+
+    Returns namespaced metrics: reward, parse / integrity / success rates over all rollouts,
+    operation mix, kept and dropped groups, time.
+    """
+    from datasets import Dataset
+
+    t0 = time.perf_counter()
+    for p in defender.model.parameters():
+        p.requires_grad_(False)
+    clean = clean_correctness(defender, items, cfg.scoring, seed=cfg.rl.seed)
+    ds = Dataset.from_dict(
+        {"prompt": [item_conversation(it) for it in items], "image": [to_pil(it.image) for it in items], "item_id": list(range(len(items)))}
+    )
+    reward = AttackerReward(defender, items, clean, cfg.scoring, seed=cfg.rl.seed)
+    with tempfile.TemporaryDirectory(prefix="aot-attacker-grpo-") as tmp:
+        tr = make_trainer(attacker.model, attacker.vlm.processor, ds, [reward], cfg.rl, tmp, desc="attacker GRPO")
+        tr.train()
+        attacker.vlm.model = tr.model if not cfg.rl.lora else tr.model.merge_and_unload()
+    attacker.vlm.model.eval()
+    summ = summarize(reward.history)
+    rewards = [h["reward"] for h in tr.state.log_history if "reward" in h]
+    return {
+        "attacker/reward": float(np.mean(rewards)) if rewards else float("nan"),
+        "attacker/reward_first": float(rewards[0]) if rewards else float("nan"),
+        "attacker/reward_last": float(rewards[-1]) if rewards else float("nan"),
+        "attacker/rollout_parse_rate": summ["parse_rate"],
+        "attacker/rollout_integrity_rate": summ["integrity_pass_rate"],
+        "attacker/rollout_success_rate": summ["success_rate"],
+        "attacker/op_mix": summ["op_mix"],
+        "attacker/clean_correct_rate": float(np.mean(clean)) if clean else float("nan"),
+        "attacker/kept_groups": int(tr.ds_kept),
+        "attacker/dropped_groups": int(tr.ds_dropped),
+        "attacker/steps": int(tr.state.global_step),
+        "time/attacker_rl_s": time.perf_counter() - t0,
+    }
+
+
+def evaluate_attacker(attacker: Any, defender: Any, items: Sequence[AttackItem], cfg: ScoringConfig | None = None) -> dict[str, Any]:
+    """Success rate (share of proposals that pass integrity and flip a clean-correct answer),
+    integrity pass rate, parse rate and operation mix, with a greedy defender."""
+    cfg = cfg or ScoringConfig(k=1, temperature=0.0)
+    t0 = time.perf_counter()
+    clean = clean_correctness(defender, items, cfg)
+    texts = attacker.propose(items)
+    scored = score_programs(defender, items, texts, clean, cfg)
+    out = summarize(scored)
+    out["attacker"] = getattr(attacker, "name", type(attacker).__name__)
+    out["seconds"] = time.perf_counter() - t0
+    out["reject_reasons"] = dict(Counter(r.split(":")[0] for s in scored for r in s.reasons).most_common(8))
+    return out

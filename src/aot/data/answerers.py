@@ -1,0 +1,117 @@
+"""How the dataset builder asks a defender: ``answerer(images, questions, k, seed)`` returns, per
+item, ``k`` completions (raw text; the builder extracts the choice with ``aot.models.prompt``).
+
+Two kinds behind one signature:
+
+- :class:`DefenderAnswerer` wraps the vision-language :class:`aot.models.Defender` (the born
+  defender by default): one batched ``generate`` per call, sampled at ``temperature`` with a
+  torch seed, greedy when ``temperature == 0``;
+- :class:`ScriptedAnswerer` is a deterministic stand-in without torch (``--defender scripted``):
+  it knows the true answer and errs on a fixed share of (image, question, sample) triples chosen
+  by hashing, so edited images get answers of their own. For tests and smoke runs only.
+
+``make_answerer(spec, ...)`` builds either from a string, which is what travels to Ray workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from ..models.prompt import format_prompt
+from ..world.questions import LETTERS, Question
+
+
+class Answerer(Protocol):
+    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], k: int, seed: int) -> list[list[str]]: ...
+
+
+def completion_for(option_text: str, letter: str) -> str:
+    """The born defender's answer format: the option's word, then the boxed letter."""
+    return f" {option_text} \\boxed{{{letter}}}"
+
+
+@dataclass
+class ScriptedAnswerer:
+    """Right unless ``sha256(seed, image, question, sample) `` falls in the ``p_wrong`` share."""
+
+    p_wrong: float = 0.25
+    name: str = "scripted"
+
+    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], k: int, seed: int) -> list[list[str]]:
+        out = []
+        for img, q in zip(images, questions, strict=True):
+            base = hashlib.sha256(np.ascontiguousarray(img).tobytes() + q.text.encode()).digest()
+            comps = []
+            for i in range(k):
+                h = int.from_bytes(hashlib.sha256(base + f"{seed}/{i}".encode()).digest()[:8], "big")
+                li = LETTERS.index(q.answer)
+                if (h % 10_000) < self.p_wrong * 10_000:
+                    li = (li + 1 + (h >> 20) % (len(q.options) - 1)) % len(q.options)
+                comps.append(completion_for(q.options[li], LETTERS[li]))
+            out.append(comps)
+        return out
+
+
+@dataclass
+class DefenderAnswerer:
+    """A loaded :class:`aot.models.Defender` behind the answerer signature."""
+
+    defender: Any
+    temperature: float = 1.0
+    max_new_tokens: int = 12
+    batch_size: int = 64
+
+    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], k: int, seed: int) -> list[list[str]]:
+        if not images:
+            return []
+        return self.defender.generate(
+            list(images),
+            [format_prompt(q) for q in questions],
+            num_return_sequences=k,
+            do_sample=self.temperature > 0,
+            temperature=self.temperature if self.temperature > 0 else 1.0,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            seed=seed,
+        )
+
+
+def make_answerer(spec: str, temperature: float = 1.0, max_new_tokens: int = 12, batch_size: int = 64, threads: int | None = None) -> Answerer:
+    """``"scripted"`` / ``"scripted:0.3"`` (share wrong), or anything ``load_defender`` accepts:
+    ``"base"`` (the shipped born defender), a tiny registry name (random init) or a directory."""
+    if spec == "scripted" or spec.startswith("scripted:"):
+        return ScriptedAnswerer(float(spec.split(":", 1)[1])) if ":" in spec else ScriptedAnswerer()
+    import torch
+
+    from ..models.defender import load_defender
+
+    if threads:
+        torch.set_num_threads(threads)
+    return DefenderAnswerer(load_defender(spec), temperature, max_new_tokens, batch_size)
+
+
+def defender_fingerprint(spec: str) -> str:
+    """``spec`` plus a short hash of its weight files when it names a directory (or "base"), so a
+    dataset records which weights answered, and resuming with other weights rebuilds."""
+    path: Path | None = None
+    if spec == "base":
+        from ..models.defender import ASSET_DIR
+
+        path = ASSET_DIR
+    elif os.path.isdir(spec):
+        path = Path(spec)
+    if path is None or not path.is_dir():
+        return spec
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return f"{spec}@{h.hexdigest()[:12]}"
