@@ -120,8 +120,9 @@ def train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Attac
     from datasets import Dataset
 
     t0 = time.perf_counter()
-    for p in defender.model.parameters():
-        p.requires_grad_(False)
+    if hasattr(defender, "model"):  # the defender is frozen while the attacker trains
+        for p in defender.model.parameters():
+            p.requires_grad_(False)
     clean = clean_correctness(defender, items, cfg.scoring, seed=cfg.rl.seed)
     ds = Dataset.from_dict(
         {"prompt": [item_conversation(it) for it in items], "image": [to_pil(it.image) for it in items], "item_id": list(range(len(items)))}

@@ -1,0 +1,90 @@
+"""Attackers: programs always parse and apply; heuristic distractors keep clear of the targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aot.attack import ATTACKERS, AttackItem, HeuristicAttacker, make_attacker
+from aot.attack.heuristic import matches_any, question_refs
+from aot.edits import AddObject, apply_program, parse_program
+from aot.integrity import check
+from aot.world import render, sample_question, sample_scene
+from aot.world.dataset import scene_seed
+from aot.world.extend import extend_scene
+from aot.world.types import box_overlap
+
+
+def items(n: int, kind: str | None = None) -> list[AttackItem]:
+    out = []
+    for i in range(n * 2):
+        s = scene_seed(7, i)
+        src = sample_scene(s, "simple")
+        q = sample_question(src, np.random.default_rng(s), kind)
+        if q is None:
+            continue
+        ext = extend_scene(src, q, s)
+        if ext.ok:
+            out.append(AttackItem(ext.scene, render(ext.scene), ext.question, s))
+        if len(out) == n:
+            break
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch() -> list[AttackItem]:
+    return items(120)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKERS))
+def test_programs_always_parse_and_apply(batch, name):
+    att = make_attacker(name)
+    texts = att.propose(batch)
+    assert len(texts) == len(batch)
+    for it, t in zip(batch, texts):
+        prog = parse_program(t)
+        apply_program(it.scene, prog, it.image)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKERS))
+def test_proposals_depend_on_the_item_not_the_batch(batch, name):
+    att = make_attacker(name)
+    whole = att.propose(batch[:20])
+    assert [att.propose([it])[0] for it in batch[:20]] == whole
+    assert att.propose(batch[:20][::-1]) == whole[::-1]
+
+
+def test_heuristic_distractors_avoid_targets_and_copies(batch):
+    att = HeuristicAttacker()
+    passed = 0
+    for it in batch:
+        prog = parse_program(att.propose([it])[0])
+        res = apply_program(it.scene, prog, it.image)
+        for b in res.touched_boxes:
+            assert all(box_overlap(b, t.box) == 0 for t in it.question.targets), (prog, it.question.targets)
+        for op in prog:
+            if isinstance(op, AddObject):
+                attrs = {"size": op.size, "color": op.color, "material": op.material, "shape": op.shape}
+                assert not matches_any(attrs, question_refs(it.question.spec))
+        passed += check(it.scene, it.image, it.question, res).passed
+    assert passed >= 0.9 * len(batch)  # the integrity verdict agrees almost always
+
+
+def test_heuristic_uses_the_question():
+    att = HeuristicAttacker(p_pixel=0.0)
+    rel = items(30, "relation")
+    adds = [op for it in rel for op in parse_program(att.propose([it])[0]) if isinstance(op, AddObject)]
+    assert len(adds) >= 15
+    # attribute questions: decoys show one of the question's wrong options for the asked attribute
+    attr = items(40, "attribute")
+    shown = 0
+    for it in attr:
+        for op in parse_program(att.propose([it])[0]):
+            if isinstance(op, AddObject) and getattr(op, it.question.spec["attr"]) in set(it.question.options) - {it.question.answer_text}:
+                shown += 1
+    assert shown >= 10
+
+
+def test_unknown_attacker_is_named():
+    with pytest.raises(ValueError, match="heuristic"):
+        make_attacker("diffusion")

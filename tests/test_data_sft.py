@@ -1,0 +1,166 @@
+"""AOT-SFT builder: records, determinism, resume after a kill, truncated shards, Ray parity."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+from aot.cli import main
+from aot.data import BuildError, SFTBuildConfig, build_sft, verify
+from aot.data.sft import build_shard
+from aot.data.answerers import ScriptedAnswerer
+from aot.attack import make_attacker
+from aot.data.store import COLUMNS, check_shard, ShardError, load_manifest
+from aot.edits import parse_program, program_from_json
+
+CFG = dict(n=24, shard_size=8, defender="scripted", chunk=16)
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def build(out: Path, **kw) -> dict:
+    logs: list[str] = []
+    m = build_sft(SFTBuildConfig(**{**CFG, **{k: v for k, v in kw.items() if k not in ("workers", "resume")}}), out, workers=kw.get("workers", 1), resume=kw.get("resume", False), log=logs.append)
+    m["_logs"] = logs
+    return m
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("ref")
+    return out, build(out)
+
+
+def test_records_have_the_issue_fields_and_are_consistent(ref):
+    out, m = ref
+    ds = datasets.load_dataset("parquet", data_files=sorted(str(p) for p in out.glob("shard-*.parquet")), split="train")
+    assert len(ds) == 24 == m["counts"]["records"]
+    assert set(COLUMNS) <= set(ds.column_names)
+    assert isinstance(ds.features["clean_image"], datasets.Image) and isinstance(ds.features["edited_image"], datasets.Image)
+    assert len({r for r in ds["id"]}) == 24
+    cats = set(ds["category"])
+    assert cats <= {"effective", "useless", "clean"} and "effective" in cats
+    for r in ds:
+        assert r["clean_image"].size == (96, 96) and r["answer"] in "ABCD"[: len(r["options"])]
+        assert r["config_hash"] == m["config_hash"] and r["aot_version"]
+        if r["category"] == "clean":
+            assert r["edit_program"] == "" and r["defender_edited"] == []
+            continue
+        prog = parse_program(r["edit_program"])
+        assert program_from_json(r["edit_json"]) == prog and r["edit_ops"] == [op.name for op in prog]
+        assert len(r["defender_clean"]) == 3 and len(r["defender_edited"]) == 3
+        assert r["integrity_passed"] and {s["id"] for s in r["integrity_ssim"]} == {t["id"] for t in r["targets"]}
+        assert r["effective"] == (r["clean_correct"] and r["edited_wrong"] >= 2)
+
+
+def test_manifest_reports_rates_reasons_and_balance(ref):
+    out, m = ref
+    m2 = load_manifest(out)
+    assert m2["content_hash"] == m["content_hash"]
+    e = m2["effectiveness"]
+    assert e["attacker"] == "random" and 0 < e["effective"] <= e["evaluated"] and e["rate"] == round(e["effective"] / e["evaluated"], 4)
+    assert sum(v["evaluated"] for v in e["by_question_kind"].values()) == e["evaluated"]
+    assert set(m2["rejections"]) == {"question", "extension", "parse", "apply", "box", "description", "integrity"}
+    assert m2["integrity"]["checked"] >= m2["integrity"]["passed"] > 0
+    assert sum(v["count"] for v in m2["answer_balance"].values()) == 24
+    assert verify(out) == []
+
+
+def test_shard_is_a_function_of_seed_and_index_only():
+    cfg = SFTBuildConfig(**{**CFG, "chunk": 8})
+    att = make_attacker("random")
+    a, _ = build_shard(cfg, 2, 5, ScriptedAnswerer(), att, "h")
+    b, _ = build_shard(cfg, 2, 8, ScriptedAnswerer(), att, "h")
+    assert [r["id"] for r in a] == [r["id"] for r in b[:5]]  # a short shard is a prefix of a full one
+    assert all(r["id"].startswith("aot-sft-0-00002-") for r in a)
+
+
+def test_config_rejects_bad_values_with_a_message():
+    with pytest.raises(ValueError, match="min_wrong"):
+        SFTBuildConfig(k=2, min_wrong=3)
+    with pytest.raises(ValueError, match="unknown attacker"):
+        SFTBuildConfig(attacker="nope")
+    with pytest.raises(ValueError, match="keep_clean"):
+        SFTBuildConfig(keep_clean=1.5)
+    with pytest.raises(ValueError, match="raise shard_size"):
+        SFTBuildConfig(n=10**6, shard_size=1)
+
+
+def test_refuses_to_overwrite_without_resume(ref, tmp_path):
+    out, _ = ref
+    with pytest.raises(BuildError, match="--resume"):
+        build_sft(SFTBuildConfig(**CFG), out, log=quiet)
+
+
+def test_truncated_shard_is_detected_and_rebuilt_on_resume(ref, tmp_path):
+    src, m = ref
+    for f in src.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    p = tmp_path / "shard-00001.parquet"
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(ShardError, match="truncated"):
+        check_shard(tmp_path, 1, 8, m["config_hash"])
+    m2 = build(tmp_path, resume=True)
+    logs = "\n".join(m2["_logs"])
+    assert "shard-00001.parquet: truncated" in logs and "rebuilding" in logs
+    assert "shard-00000.parquet: complete" in logs and "shard-00002.parquet: complete" in logs
+    assert m2["content_hash"] == m["content_hash"] and m2["build"]["shards_built"] == 1
+
+
+def test_resume_after_interruption_gives_the_same_content_hash(ref, tmp_path):
+    _, m = ref
+
+    class Killed(Exception):
+        pass
+
+    def die_after_first_shard(msg: str) -> None:
+        if msg.startswith("shard-00000:"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        build_sft(SFTBuildConfig(**CFG), tmp_path, log=die_after_first_shard)
+    assert not (tmp_path / "manifest.json").exists() and not (tmp_path / "shard-00001.parquet").exists()
+    (tmp_path / ".shard-00001.parquet.abc.tmp").write_bytes(b"partial")  # what a kill mid-write leaves
+    m2 = build(tmp_path, resume=True)
+    logs = "\n".join(m2["_logs"])
+    assert "shard-00001.parquet: missing" in logs and "removing .shard-00001.parquet.abc.tmp" in logs
+    assert m2["content_hash"] == m["content_hash"]
+
+
+def test_sigkill_midway_then_resume_from_the_cli(ref, tmp_path):
+    _, m = ref
+    args = ["build-sft", "--n", "24", "--shard-size", "8", "--defender", "scripted", "--set", "chunk=16", "--out", str(tmp_path)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-c", f"import sys; from aot.cli import main; sys.exit(main({args!r}))"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "shard-00000.json").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert (tmp_path / "shard-00000.json").exists()
+    assert not (tmp_path / "manifest.json").exists()  # killed midway, not after the end
+    assert main([*args, "--resume"]) == 0
+    assert load_manifest(tmp_path)["content_hash"] == m["content_hash"]
+
+
+def test_cli_build_show_verify(tmp_path):
+    out = tmp_path / "ds"
+    assert main(["build-sft", "--n", "6", "--shard-size", "6", "--defender", "scripted", "--attacker", "heuristic", "--out", str(out), "--set", "chunk=16"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["effectiveness"]["attacker"] == "heuristic"
+    assert main(["data", "verify", str(out)]) == 0
+    assert main(["data", "show", str(out), "--n", "4", "--out", str(tmp_path / "sheet.png")]) == 0
+    assert (tmp_path / "sheet.png").stat().st_size > 1000
+    assert main(["build-sft", "--n", "6", "--out", str(tmp_path / "x"), "--set", "k=0"]) == 2  # bad config: usage error
