@@ -87,3 +87,11 @@ def test_attacker_score(parsed, passed, clean, edited, expected):
 def test_attacker_score_penalties_configurable():
     assert attacker_score(False, True, True, [False], parse_penalty=-0.5) == -0.5
     assert attacker_score(True, False, True, [False], integrity_penalty=-0.2) == -0.2
+
+
+def test_std_mode_drops_constant_groups():
+    r = torch.tensor([0, 0, 0, -1, -1, -1, 0, 0.5, 0, 1, 1, 1], dtype=torch.float)
+    assert keep_completions(r, 3, mode="std").view(-1, 3)[:, 0].tolist() == [False, False, True, False]
+    with pytest.raises(ValueError):
+        keep_completions(r, 3, mode="nope")
+    RLConfig(ds_mode="std", ds_low=-5, ds_high=5)  # thresholds unused in std mode

@@ -23,6 +23,22 @@ def keep_groups(rewards: torch.Tensor, num_generations: int, low: float = 0.01, 
     return (means > low + tol) & (means < high - tol)
 
 
-def keep_completions(rewards: torch.Tensor, num_generations: int, low: float = 0.01, high: float = 0.99) -> torch.Tensor:
-    """The same mask expanded to one entry per completion: (N,) bool."""
-    return keep_groups(rewards, num_generations, low, high).repeat_interleave(num_generations)
+def keep_varied_groups(rewards: torch.Tensor, num_generations: int, tol: float = 1e-6) -> torch.Tensor:
+    """For rewards outside [0, 1] (the attacker's): keep groups whose rewards are not all equal.
+    rewards: (N,) grouped contiguously; returns (groups,) bool."""
+    if rewards.numel() % num_generations:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {num_generations}")
+    g = rewards.view(-1, num_generations).double()
+    return (g.max(dim=1).values - g.min(dim=1).values) > tol
+
+
+def keep_completions(rewards: torch.Tensor, num_generations: int, low: float = 0.01, high: float = 0.99, mode: str = "mean") -> torch.Tensor:
+    """The group mask (``mode`` 'mean': the paper's thresholds; 'std': drop constant groups)
+    expanded to one entry per completion: (N,) bool."""
+    if mode == "mean":
+        keep = keep_groups(rewards, num_generations, low, high)
+    elif mode == "std":
+        keep = keep_varied_groups(rewards, num_generations)
+    else:
+        raise ValueError(f"unknown dynamic-sampling mode {mode!r}; use 'mean' or 'std'")
+    return keep.repeat_interleave(num_generations)

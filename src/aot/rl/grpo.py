@@ -41,6 +41,9 @@ class RLConfig:
     """TRL loss type; 'dapo' = token-level averaging over the whole batch."""
     dynamic_sampling: bool = True
     """Drop groups whose mean reward is <= ds_low or >= ds_high (DAPO dynamic sampling)."""
+    ds_mode: str = "mean"
+    """'mean': drop groups whose mean reward is <= ds_low or >= ds_high (the paper's rule, for
+    rewards in [0, 1]); 'std': drop groups whose rewards are all equal (for other reward ranges)."""
     ds_low: float = 0.01
     """Groups with mean reward at or below this are dropped."""
     ds_high: float = 0.99
@@ -69,7 +72,9 @@ class RLConfig:
     def __post_init__(self) -> None:
         if self.num_generations < 2:
             raise ValueError("num_generations must be >= 2: GRPO advantages compare rollouts within a group")
-        if not 0.0 <= self.ds_low < self.ds_high <= 1.0:
+        if self.ds_mode not in ("mean", "std"):
+            raise ValueError(f"ds_mode must be 'mean' or 'std', got {self.ds_mode!r}")
+        if self.ds_mode == "mean" and not 0.0 <= self.ds_low < self.ds_high <= 1.0:
             raise ValueError(f"need 0 <= ds_low < ds_high <= 1, got {self.ds_low}, {self.ds_high}")
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0 for rollouts; use greedy decoding only in evaluation")
@@ -85,9 +90,9 @@ class RLConfig:
 class DynamicSamplingGRPOTrainer(GRPOTrainer):
     """GRPOTrainer plus the paper's dynamic-sampling filter (see ``dynamic_sampling.py``)."""
 
-    def __init__(self, *args: Any, ds_enabled: bool = True, ds_low: float = 0.01, ds_high: float = 0.99, **kwargs: Any):
+    def __init__(self, *args: Any, ds_enabled: bool = True, ds_low: float = 0.01, ds_high: float = 0.99, ds_mode: str = "mean", **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.ds_enabled, self.ds_low, self.ds_high = ds_enabled, ds_low, ds_high
+        self.ds_enabled, self.ds_low, self.ds_high, self.ds_mode = ds_enabled, ds_low, ds_high, ds_mode
         self._last_rewards_per_func: torch.Tensor | None = None
         self.ds_kept = 0
         self.ds_dropped = 0
@@ -104,7 +109,7 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
             return out
         rpf = self._last_rewards_per_func
         rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)  # (N_global,)
-        keep = keep_completions(rewards, self.num_generations, self.ds_low, self.ds_high)
+        keep = keep_completions(rewards, self.num_generations, self.ds_low, self.ds_high, self.ds_mode)
         n_local = out["completion_ids"].size(0)
         start = self.accelerator.process_index * n_local
         keep_local = keep[start : start + n_local].to(out["completion_mask"].device)
@@ -185,6 +190,7 @@ def make_trainer(
         ds_enabled=cfg.dynamic_sampling,
         ds_low=cfg.ds_low,
         ds_high=cfg.ds_high,
+        ds_mode=cfg.ds_mode,
     )
     # our own progress bar instead of the Trainer's printed log dicts
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
