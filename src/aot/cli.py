@@ -23,16 +23,20 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from .commands import attacker as attacker_cmd
     from .commands import data as data_cmd
     from .commands import defender as defender_cmd
     from .commands import world as world_cmd
 
     app.add_typer(world_cmd.app, name="world", help="Sample, render and benchmark the procedural scene world.")
     app.add_typer(defender_cmd.app, name="defender", help="Evaluate and train the vision-language defender.")
+    app.add_typer(attacker_cmd.app, name="attacker", help="Train and evaluate the edit-proposing attacker.")
     app.command("pretrain", help="Train the born defender on simple scenes (reproduces the shipped weights).")(defender_cmd.pretrain)
     app.add_typer(data_cmd.app, name="data", help="Export, show and verify AOT-SFT datasets.")
     app.command("build-sft", help="Build the AOT-SFT adversarial dataset (sharded parquet, resumable, Ray).")(data_cmd.build_sft)
     app.command("demo", help="Run the largest pipeline that works end to end on the embedded world.")(world_cmd.demo)
+    from .commands import eval as eval_cmd
+    app.command("eval", help="Evaluate a model on the benchmark suite: results.json and table.md.")(eval_cmd.eval_command)
 
 
 _register()

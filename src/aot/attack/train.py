@@ -164,3 +164,55 @@ def evaluate_attacker(attacker: Any, defender: Any, items: Sequence[AttackItem],
     out["seconds"] = time.perf_counter() - t0
     out["reject_reasons"] = dict(Counter(r.split(":")[0] for s in scored for r in s.reasons).most_common(8))
     return out
+
+
+@dataclass
+class AttackerTrainConfig:
+    """`aot attacker train`: the cold start and the RL phase."""
+
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    """Cold-start SFT settings."""
+    attacker_rl: AttackerRLConfig = field(default_factory=AttackerRLConfig)
+    """GRPO settings and reward settings."""
+    sft_limit: int = 2000
+    """Use at most this many effective AOT-SFT examples."""
+
+
+def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int, config, overrides: list[str], n_items: int, seed: int, log=print) -> dict[str, Any]:
+    """The whole `aot attacker train` job; writes OUT/attacker, OUT/config.yaml, OUT/metrics.json."""
+    from pathlib import Path
+
+    from ..config import dump_config, load_config
+    from ..io import atomic_write_json, atomic_write_text
+    from ..models.defender import load_defender
+    from .data import ATTACK_TRAIN_BASE, attack_items, sft_examples
+    from .model import init_attacker
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(AttackerTrainConfig, config, overrides)
+    atomic_write_text(out / "config.yaml", dump_config(cfg))
+    defender = load_defender(defender_spec)
+    metrics: dict[str, Any] = {}
+    if init == "cold-start":
+        if sft_data is None:
+            from ..data.build import build_sft
+            from ..data.sft import SFTBuildConfig
+
+            sft_data = out / "sft"
+            log(f"building a {sft_n}-record AOT-SFT set with the heuristic proposer in {sft_data}")
+            build_sft(SFTBuildConfig(n=sft_n, seed=seed + 1, attacker="heuristic", defender=defender_spec), sft_data, resume=True, log=log)
+        examples = sft_examples(sft_data, cfg.sft_limit)
+        log(f"cold start on {len(examples)} effective edits from {sft_data}")
+        attacker = init_attacker(defender_spec if Path(str(defender_spec)).exists() or defender_spec == "base" else "base", seed)
+        metrics |= cold_start(attacker, examples, cfg.sft)
+    else:
+        from .model import ModelAttacker
+
+        attacker = ModelAttacker.load(init)
+    if cfg.attacker_rl.rl.max_steps > 0 and n_items > 0:
+        items = attack_items(n_items, ATTACK_TRAIN_BASE + seed)
+        metrics |= train_attacker(attacker, defender, items, cfg.attacker_rl)
+    attacker.save(out / "attacker")
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,73 @@
+"""`aot attacker train|eval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _load_attacker(spec: str, seed: int):
+    from ..attack import ATTACKERS, make_attacker
+    from ..attack.model import ModelAttacker
+
+    if spec in ATTACKERS:
+        try:
+            return make_attacker(spec, seed=seed)
+        except TypeError:
+            return make_attacker(spec)
+    p = Path(spec)
+    if not p.exists():
+        raise typer.BadParameter(f"{spec!r} is neither a registered attacker ({', '.join(sorted(ATTACKERS))}) nor a directory", param_hint="--attacker")
+    return ModelAttacker.load(p)
+
+
+@app.command("eval")
+def eval_cmd(
+    attacker: str = typer.Option("random", "--attacker", help="random | heuristic | PATH of a trained model attacker."),
+    defender: str = typer.Option("base", "--defender", help="base | PATH | HF-ID of the frozen defender."),
+    n: int = typer.Option(500, "--n", min=1, help="Held-out questions (seeds in the evaluation range)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=99, help="Evaluation run seed (picks a slice of held-out scenes)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Success rate (proposals that pass integrity and flip a clean-correct greedy answer),
+    integrity pass rate, parse rate and operation mix, against a frozen defender."""
+    from ..attack.data import eval_attack_items
+    from ..attack.train import evaluate_attacker
+    from ..models.defender import load_defender
+
+    items = eval_attack_items(n, seed)
+    res = evaluate_attacker(_load_attacker(attacker, seed), load_defender(defender), items)
+    res["defender"] = defender
+    res["attacker"] = attacker
+    if as_json:
+        print(json.dumps(res, indent=2, sort_keys=True))
+        return
+    for k in ("attacker", "n", "success_rate", "integrity_pass_rate", "parse_rate", "clean_correct_rate", "seconds"):
+        v = res[k]
+        print(f"{k:22s} {v:.3f}" if isinstance(v, float) else f"{k:22s} {v}")
+    print("op_mix                 " + ", ".join(f"{k} {v:.2f}" for k, v in res["op_mix"].items()))
+
+
+@app.command("train")
+def train_cmd(
+    out: Path = typer.Option(..., "--out", help="Output directory (the trained attacker goes to OUT/attacker)."),
+    defender: str = typer.Option("base", "--defender", help="Frozen defender: base | PATH | HF-ID."),
+    init: str = typer.Option("cold-start", "--init", help="cold-start (SFT on AOT-SFT effective edits first) or PATH of a saved attacker."),
+    sft_data: Path = typer.Option(None, "--sft-data", help="AOT-SFT dataset for the cold start; built into OUT/sft with the heuristic proposer when absent."),
+    sft_n: int = typer.Option(1000, "--sft-n", help="Records to build when --sft-data is absent."),
+    config: Path = typer.Option(None, "--config", help="YAML with attacker settings (sections sft, rl)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set rl.max_steps=40 (repeatable)."),
+    items: int = typer.Option(256, "--items", min=1, help="Training questions for attacker RL."),
+    seed: int = typer.Option(0, "--seed", help="Seed."),
+) -> None:
+    """Cold start (SFT on effective AOT-SFT edits) then GRPO against the frozen defender."""
+    from ..attack.train import train_attacker_run
+
+    metrics = train_attacker_run(out, defender, init, sft_data, sft_n, config, set_, items, seed, log=console.print)
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2, sort_keys=True))
