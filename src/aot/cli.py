@@ -37,6 +37,8 @@ def _register() -> None:
     app.command("demo", help="Run the largest pipeline that works end to end on the embedded world.")(world_cmd.demo)
     from .commands import eval as eval_cmd
     app.command("eval", help="Evaluate a model on the benchmark suite: results.json and table.md.")(eval_cmd.eval_command)
+    from .commands import eval as eval_cmd
+    app.command("eval", help="Evaluate a model on the benchmark suite: results.json and table.md.")(eval_cmd.eval_command)
 
 
 _register()
