@@ -59,9 +59,10 @@ def test_records_have_the_issue_fields_and_are_consistent(ref):
             continue
         prog = parse_program(r["edit_program"])
         assert program_from_json(r["edit_json"]) == prog and r["edit_ops"] == [op.name for op in prog]
-        assert len(r["defender_clean"]) == 3 and len(r["defender_edited"]) == 3
+        assert len(r["defender_clean"]) == 1 and len(r["defender_edited"]) == 3  # greedy; greedy + 2 sampled
+        assert r["clean_correct"] and r["defender_clean_choice"] == [r["answer"]]  # edits only where the defender was right
         assert r["integrity_passed"] and {s["id"] for s in r["integrity_ssim"]} == {t["id"] for t in r["targets"]}
-        assert r["effective"] == (r["clean_correct"] and r["edited_wrong"] >= 2)
+        assert r["effective"] == (r["edited_wrong"] >= 2)
 
 
 def test_manifest_reports_rates_reasons_and_balance(ref):
@@ -71,8 +72,12 @@ def test_manifest_reports_rates_reasons_and_balance(ref):
     e = m2["effectiveness"]
     assert e["attacker"] == "random" and 0 < e["effective"] <= e["evaluated"] and e["rate"] == round(e["effective"] / e["evaluated"], 4)
     assert sum(v["evaluated"] for v in e["by_question_kind"].values()) == e["evaluated"]
-    assert set(m2["rejections"]) == {"question", "extension", "parse", "apply", "box", "description", "integrity"}
-    assert m2["integrity"]["checked"] >= m2["integrity"]["passed"] > 0
+    assert set(m2["rejections"]["scene"]) == {"question", "extension"}
+    assert set(m2["rejections"]["edit"]) == {"parse", "apply", "box", "description", "integrity"}
+    assert m2["integrity"]["checked"] >= m2["integrity"]["passed"] == e["evaluated"] > 0
+    c = m2["counts"]
+    assert c["edits"]["proposed"] == 2 * c["scenes"]["clean_correct"]  # edits_per_scene = 2
+    assert c["edits"]["proposed"] == e["evaluated"] + sum(v["count"] for v in m2["rejections"]["edit"].values())
     assert sum(v["count"] for v in m2["answer_balance"].values()) == 24
     assert verify(out) == []
 
@@ -82,7 +87,7 @@ def test_shard_is_a_function_of_seed_and_index_only():
     att = make_attacker("random")
     a, _ = build_shard(cfg, 2, 5, ScriptedAnswerer(), att, "h")
     b, _ = build_shard(cfg, 2, 8, ScriptedAnswerer(), att, "h")
-    assert [r["id"] for r in a] == [r["id"] for r in b[:5]]  # a short shard is a prefix of a full one
+    assert a == b[:5]  # a short shard is a prefix of a full one
     assert all(r["id"].startswith("aot-sft-0-00002-") for r in a)
 
 

@@ -1,5 +1,6 @@
-"""How the dataset builder asks a defender: ``answerer(images, questions, k, seed)`` returns, per
-item, ``k`` completions (raw text; the builder extracts the choice with ``aot.models.prompt``).
+"""How the dataset builder asks a defender: ``answerer(images, questions, n, seed, temperature)``
+returns, per item, ``n`` completions (raw text; the builder extracts the choice with
+``aot.models.prompt``). ``temperature == 0`` means greedy decoding (then ``n`` must be 1).
 
 Two kinds behind one signature:
 
@@ -28,7 +29,7 @@ from ..world.questions import LETTERS, Question
 
 
 class Answerer(Protocol):
-    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], k: int, seed: int) -> list[list[str]]: ...
+    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], n: int, seed: int, temperature: float) -> list[list[str]]: ...
 
 
 def completion_for(option_text: str, letter: str) -> str:
@@ -38,18 +39,22 @@ def completion_for(option_text: str, letter: str) -> str:
 
 @dataclass
 class ScriptedAnswerer:
-    """Right unless ``sha256(seed, image, question, sample) `` falls in the ``p_wrong`` share."""
+    """Right unless a hash of (image, question) -- greedy -- or of (image, question, seed, sample)
+    -- sampled -- falls in the ``p_wrong`` share."""
 
     p_wrong: float = 0.25
     name: str = "scripted"
 
-    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], k: int, seed: int) -> list[list[str]]:
+    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], n: int, seed: int, temperature: float) -> list[list[str]]:
+        if temperature == 0 and n != 1:
+            raise ValueError("greedy answers repeat: ask for n=1")
         out = []
         for img, q in zip(images, questions, strict=True):
             base = hashlib.sha256(np.ascontiguousarray(img).tobytes() + q.text.encode()).digest()
             comps = []
-            for i in range(k):
-                h = int.from_bytes(hashlib.sha256(base + f"{seed}/{i}".encode()).digest()[:8], "big")
+            for i in range(n):
+                salt = b"greedy" if temperature == 0 else f"{seed}/{i}".encode()
+                h = int.from_bytes(hashlib.sha256(base + salt).digest()[:8], "big")
                 li = LETTERS.index(q.answer)
                 if (h % 10_000) < self.p_wrong * 10_000:
                     li = (li + 1 + (h >> 20) % (len(q.options) - 1)) % len(q.options)
@@ -63,26 +68,27 @@ class DefenderAnswerer:
     """A loaded :class:`aot.models.Defender` behind the answerer signature."""
 
     defender: Any
-    temperature: float = 1.0
     max_new_tokens: int = 12
     batch_size: int = 64
 
-    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], k: int, seed: int) -> list[list[str]]:
+    def __call__(self, images: Sequence[np.ndarray], questions: Sequence[Question], n: int, seed: int, temperature: float) -> list[list[str]]:
+        if temperature == 0 and n != 1:
+            raise ValueError("greedy answers repeat: ask for n=1")
         if not images:
             return []
         return self.defender.generate(
             list(images),
             [format_prompt(q) for q in questions],
-            num_return_sequences=k,
-            do_sample=self.temperature > 0,
-            temperature=self.temperature if self.temperature > 0 else 1.0,
+            num_return_sequences=n,
+            do_sample=temperature > 0,
+            temperature=temperature if temperature > 0 else 1.0,
             max_new_tokens=self.max_new_tokens,
             batch_size=self.batch_size,
             seed=seed,
         )
 
 
-def make_answerer(spec: str, temperature: float = 1.0, max_new_tokens: int = 12, batch_size: int = 64, threads: int | None = None) -> Answerer:
+def make_answerer(spec: str, max_new_tokens: int = 12, batch_size: int = 64, threads: int | None = None) -> Answerer:
     """``"scripted"`` / ``"scripted:0.3"`` (share wrong), or anything ``load_defender`` accepts:
     ``"base"`` (the shipped born defender), a tiny registry name (random init) or a directory."""
     if spec == "scripted" or spec.startswith("scripted:"):
@@ -93,7 +99,7 @@ def make_answerer(spec: str, temperature: float = 1.0, max_new_tokens: int = 12,
 
     if threads:
         torch.set_num_threads(threads)
-    return DefenderAnswerer(load_defender(spec), temperature, max_new_tokens, batch_size)
+    return DefenderAnswerer(load_defender(spec), max_new_tokens, batch_size)
 
 
 def defender_fingerprint(spec: str) -> str:

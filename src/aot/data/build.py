@@ -23,7 +23,7 @@ from typing import Any, Callable
 from .. import __version__
 from ..io import atomic_write_json
 from .answerers import Answerer
-from .sft import CATEGORIES, STAGES, SFTBuildConfig, ShardBuilder, build_hash, resolve_defender_id
+from .sft import CATEGORIES, EDIT_STAGES, SCENE_STAGES, SFTBuildConfig, ShardBuilder, build_hash, resolve_defender_id
 from .store import FORMAT_VERSION, MANIFEST, ShardError, ShardInfo, check_shard, content_hash, shard_paths, shard_payload, write_payload
 
 Log = Callable[[str], None]
@@ -169,35 +169,38 @@ def _rate(num: int, den: int) -> float | None:
 
 def make_manifest(cfg: SFTBuildConfig, cfg_hash: str, defender_id: str, infos: list[ShardInfo]) -> dict[str, Any]:
     """Totals over the shards' sidecars; ``content_hash`` covers the records and nothing else."""
-    tot: Counter = Counter()
+    stages = SCENE_STAGES + EDIT_STAGES
+    scenes: Counter = Counter()
+    edits: Counter = Counter()
+    seqs: Counter = Counter()
     rejected: Counter = Counter()
-    reasons: dict[str, Counter] = {s: Counter() for s in STAGES}
+    reasons: dict[str, Counter] = {s: Counter() for s in stages}
     by_op: dict[str, Counter] = {}
     by_kind: dict[str, Counter] = {}
     records: Counter = Counter()
     answers: Counter = Counter()
-    integ: Counter = Counter()
-    defn: Counter = Counter()
     short = []
     for info in infos:
         st = info.stats
-        for key in ("candidates", "extended", "evaluated", "effective"):
-            tot[key] += st[key]
+        scenes.update(st["scenes"])
+        edits.update(st["edits"])
+        seqs.update(st["sequences"])
         rejected.update(st["rejected"])
-        for s in STAGES:
+        for s in stages:
             reasons[s].update(st["reasons"].get(s, {}))
         for src, dst in ((st["by_op"], by_op), (st["by_kind"], by_kind)):
             for name, c in src.items():
                 dst.setdefault(name, Counter()).update(c)
         records.update(st["records"])
         answers.update(st["answers"])
-        integ.update(st["integrity"])
-        defn.update(st["defender"])
         if st.get("exhausted"):
             short.append(info.index)
 
     def eff(d: dict[str, Counter]) -> dict[str, Any]:
         return {k: {"evaluated": c["evaluated"], "effective": c["effective"], "rate": _rate(c["effective"], c["evaluated"])} for k, c in sorted(d.items())}
+
+    def rej(names: tuple[str, ...]) -> dict[str, Any]:
+        return {s: {"count": rejected[s], "reasons": dict(sorted(reasons[s].items()))} for s in names}
 
     n_rec = sum(records.values())
     return {
@@ -210,22 +213,26 @@ def make_manifest(cfg: SFTBuildConfig, cfg_hash: str, defender_id: str, infos: l
         "counts": {
             "records": n_rec,
             "by_category": {k: records[k] for k in CATEGORIES},
-            "candidates": tot["candidates"],
-            "extended": tot["extended"],
+            "scenes": dict(scenes),
+            "edits": dict(edits),
+            "defender_sequences": dict(seqs),
         },
-        "rejections": {s: {"count": rejected[s], "reasons": dict(sorted(reasons[s].items()))} for s in STAGES},
-        "integrity": {"checked": integ["checked"], "passed": integ["passed"], "pass_rate": _rate(integ["passed"], integ["checked"]), "reject_reasons": dict(sorted(reasons["integrity"].items()))},
-        "defender": {
-            "clean_answered": defn["clean_answered"],
-            "clean_correct_strict": defn["clean_correct"],
-            "edited_answered": defn["edited_answered"],
+        "rejections": {"scene": rej(SCENE_STAGES), "edit": rej(EDIT_STAGES)},
+        "integrity": {
+            "checked": edits["integrity_checked"],
+            "passed": edits["integrity_passed"],
+            "pass_rate": _rate(edits["integrity_passed"], edits["integrity_checked"]),
+            "reject_reasons": dict(sorted(reasons["integrity"].items())),
+            "note": "checked = edits that reached the verdict (past parse, apply, box and description checks)",
         },
+        "defender": {"clean_accuracy_greedy": _rate(scenes["clean_correct"], scenes["extended"]), "scenes_answered": scenes["extended"]},
         "effectiveness": {
             "attacker": cfg.attacker,
-            "definition": f"clean answer right in all {cfg.k} samples and >= {cfg.min_wrong} of {cfg.k} edited answers wrong (temperature {cfg.temperature})",
-            "evaluated": tot["evaluated"],
-            "effective": tot["effective"],
-            "rate": _rate(tot["effective"], tot["evaluated"]),
+            "definition": f"on scenes the defender answers right (greedy), an edit passing every check is effective when >= {cfg.min_wrong} of its {cfg.k} answers (1 greedy + {cfg.k - 1} sampled at T={cfg.temperature}) are wrong",
+            "evaluated": edits["evaluated"],
+            "effective": edits["effective"],
+            "rate": _rate(edits["effective"], edits["evaluated"]),
+            "rate_per_proposal": _rate(edits["effective"], edits["proposed"]),
             "by_edit_type": eff(by_op),
             "by_question_kind": eff(by_kind),
         },
@@ -255,9 +262,9 @@ def describe_manifest(m: dict[str, Any]) -> str:
     """A few lines for the console."""
     c, e, i = m["counts"], m["effectiveness"], m["integrity"]
     lines = [
-        f"records {c['records']} ({', '.join(f'{k} {v}' for k, v in c['by_category'].items())}) from {c['candidates']} candidates",
-        f"integrity pass rate {i['pass_rate']} ({i['passed']}/{i['checked']})",
-        f"{e['attacker']} proposer effectiveness {e['rate']} ({e['effective']}/{e['evaluated']} edits on questions the defender got right)",
+        f"records {c['records']} ({', '.join(f'{k} {v}' for k, v in c['by_category'].items())}) from {c['scenes']['sampled']} scenes, {c['edits']['proposed']} proposed edits",
+        f"defender clean accuracy (greedy) {m['defender']['clean_accuracy_greedy']}; integrity pass rate {i['pass_rate']} ({i['passed']}/{i['checked']})",
+        f"{e['attacker']} proposer effectiveness {e['rate']} ({e['effective']}/{e['evaluated']} checked edits on questions the defender got right)",
         f"content hash {m['content_hash'][:16]}",
     ]
     b = m.get("build") or {}

@@ -1,27 +1,31 @@
 """AOT-SFT: the adversarial dataset the paper describes but never released (the attacker's cold
-start; it can also serve defender SFT). One candidate, top to bottom:
+start; it can also serve defender SFT). One source scene, top to bottom:
 
 1. source: a simple-regime scene and one question about it (``scene_seed(seed, index)``);
 2. scene extension (``aot.world.extend.extend_scene``): a complex scene keeping the question's
    targets; rejected by its composition / duplication / plausibility checks;
-3. the proposer (``aot.attack``) writes an edit program as text; it is parsed and applied, then
+3. the defender answers the question on the clean extended image, greedily (the paper's
+   evaluation decoding). Only a scene it gets right can host an effective edit; the others can
+   still give a clean record;
+4. the proposer (``aot.attack``) writes ``edits_per_scene`` edit programs as text; each is parsed
+   and applied, then
    - box check: no located op (added or moved object, patch, perturbation) overlaps a target box,
    - description check: no added or changed object fits a target's description (a copy of the
-     target would make the question ambiguous), and no target is changed in place,
+     target makes the question ambiguous), and no target is changed in place,
    - the integrity verdict (``aot.integrity.check``) must pass;
-4. the defender answers the question ``k`` times on the clean image and ``k`` times on the
-   edited one, *sampled* at ``temperature`` (default 1.0, the paper's rollout temperature; 0 is
-   greedy, which makes the k answers identical). The clean answer counts as right only when all
-   k samples are right (the paper's strict mode); the edit is **effective** when the clean
-   answer is right and at least ``min_wrong`` of the k edited answers are wrong;
-5. kept: every effective pair; a useless pair with probability ``keep_useless``; the clean pair
-   (edited image = clean image, no program) with probability ``keep_clean``.
+5. the defender answers each surviving edited question ``k`` times: once greedily, ``k - 1``
+   times sampled at ``temperature`` (the paper's rollout temperature, 1.0). The edit is
+   **effective** when at least ``min_wrong`` of the k answers are wrong (default 2 of 3: the
+   flip holds for most of the defender's answer distribution, not one unlucky sample);
+   otherwise it is *useless*;
+6. kept: every effective pair; a useless pair with probability ``keep_useless``; the scene's
+   clean pair (edited image = clean image, no program) with probability ``keep_clean``.
 
-A shard is a deterministic function of (config, shard index): candidate ``j`` of shard ``s`` uses
-scene index ``s * CANDIDATES_PER_SHARD + j``; candidates are processed in chunks of ``chunk`` (the
-defender's batch), the torch sampling seed of each chunk is derived from (seed, shard, chunk),
-and records are kept in candidate order until the shard holds its share of ``n``. So any number
-of workers writes the same bytes as one process.
+A shard is a deterministic function of (config, shard index): scene ``j`` of shard ``s`` uses
+scene index ``s * SCENES_PER_SHARD + j``; scenes are processed in chunks of ``chunk`` (the
+defender's batch), the torch sampling seed of each call is derived from (seed, shard, chunk),
+and records are kept in scene order until the shard holds its share of ``n``. So any number of
+workers writes the same bytes as one process.
 """
 
 from __future__ import annotations
@@ -52,13 +56,15 @@ from ..world.types import box_overlap
 from .answerers import Answerer, defender_fingerprint, make_answerer
 from .store import image_value
 
-CANDIDATES_PER_SHARD = 20_000
-"""Scene indices reserved per shard; a shard that has not filled after this many candidates
-stops short (its sidecar says so)."""
-MAX_SHARDS = SEED_STRIDE // CANDIDATES_PER_SHARD
+SCENES_PER_SHARD = 20_000
+"""Scene indices reserved per shard; a shard that has not filled after this many scenes stops
+short (its sidecar says so)."""
+MAX_SHARDS = SEED_STRIDE // SCENES_PER_SHARD
 CATEGORIES: tuple[str, ...] = ("effective", "useless", "clean")
-STAGES: tuple[str, ...] = ("question", "extension", "parse", "apply", "box", "description", "integrity")
-"""Where a candidate's edit can be rejected, in pipeline order."""
+SCENE_STAGES: tuple[str, ...] = ("question", "extension")
+"""Where a source scene can be rejected."""
+EDIT_STAGES: tuple[str, ...] = ("parse", "apply", "box", "description", "integrity")
+"""Where a proposed edit can be rejected, in pipeline order."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +90,12 @@ class SFTBuildConfig:
     defender: str = "base"
     """Who answers: "base" (the shipped born defender), a tiny registry name, a directory, or
     "scripted[:p_wrong]" (a deterministic stand-in for tests)."""
+    edits_per_scene: int = 2
+    """Edit programs proposed per scene the defender answers right (one clean answer serves all)."""
     k: int = 3
-    """Answers per question on the clean and on the edited image."""
+    """Answers per edited question: one greedy, k - 1 sampled."""
     temperature: float = 1.0
-    """Sampling temperature of those answers; 0 means greedy (then all k answers agree)."""
+    """Temperature of the k - 1 sampled answers; 0 makes them greedy too (all k then agree)."""
     max_new_tokens: int = 12
     """Longest defender answer, in tokens."""
     min_wrong: int = 2
@@ -95,9 +103,9 @@ class SFTBuildConfig:
     keep_useless: float = 0.25
     """Probability of keeping a useless pair (integrity passed, not effective)."""
     keep_clean: float = 0.1
-    """Probability of keeping a candidate's clean pair (no edit) as well."""
+    """Probability of keeping a scene's clean pair (no edit) as well."""
     chunk: int = 64
-    """Candidates processed together; the defender answers a chunk in one batched call."""
+    """Scenes processed together; the defender answers a chunk's images in batched calls."""
     batch_size: int = 64
     """The defender's generation batch size (prompts per ``generate`` call)."""
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
@@ -128,8 +136,8 @@ class SFTBuildConfig:
             raise ValueError(f"min_wrong must be in 1..k={self.k}, got {self.min_wrong}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if self.temperature == 0 and self.k > 1:
-            pass  # allowed: greedy answers repeat; documented on the field
+        if not 1 <= self.edits_per_scene <= 16:
+            raise ValueError(f"edits_per_scene must be in 1..16, got {self.edits_per_scene}")
         for name in ("keep_useless", "keep_clean"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -174,84 +182,95 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-# --- one candidate ----------------------------------------------------------------------------
+# --- one scene, its edits ----------------------------------------------------------------------
 @dataclass
-class Candidate:
-    """A candidate's state as it moves through the pipeline."""
+class Edit:
+    """One proposed edit of a scene as it moves through the checks."""
+
+    e: int
+    keep_useless: bool
+    text: str = ""
+    program: tuple = ()
+    result: Any = None
+    verdict: Any = None
+    stage: str | None = None  # first failing stage; None while alive
+    reasons: tuple[str, ...] = ()
+    answers: list[str] | None = None  # k completions on the edited image: greedy first
+
+
+@dataclass
+class Source:
+    """One source scene: its question, extension, clean rendering, clean answer and edits."""
 
     j: int
     seed: int
-    keep_useless: bool
     keep_clean: bool
+    keep_useless: tuple[bool, ...]
     scene: Any = None
     question: Question | None = None
     image: np.ndarray | None = None
     png: bytes | None = None
-    program_text: str = ""
-    program: tuple = ()
-    result: Any = None
-    verdict: Any = None
-    stage: str | None = None  # first failing stage, None while alive
+    stage: str | None = None
     reasons: tuple[str, ...] = ()
     clean_answers: list[str] | None = None
-    edited_answers: list[str] | None = None
+    clean_correct: bool = False
+    edits: list[Edit] = field(default_factory=list)
 
 
 def _reason_key(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def prepare(cfg: SFTBuildConfig, shard: int, j: int) -> Candidate:
-    """Steps 1-2 for candidate ``j`` of ``shard``: source scene, question, extension, render."""
-    s = scene_seed(cfg.seed, shard * CANDIDATES_PER_SHARD + j)
+def prepare(cfg: SFTBuildConfig, shard: int, j: int) -> Source:
+    """Steps 1-2 for scene ``j`` of ``shard``: source scene, question, extension, render."""
+    s = scene_seed(cfg.seed, shard * SCENES_PER_SHARD + j)
     rng = np.random.default_rng([s, 0x5F7])
-    u_useless, u_clean, u_kind = rng.random(3)
-    c = Candidate(j, s, bool(u_useless < cfg.keep_useless), bool(u_clean < cfg.keep_clean))
-    src = sample_scene(s, cfg.source_regime)
+    u_kind, u_clean = rng.random(2)
+    src = Source(j, s, bool(u_clean < cfg.keep_clean), tuple(bool(u < cfg.keep_useless) for u in rng.random(cfg.edits_per_scene)))
+    scene = sample_scene(s, cfg.source_regime)
     kind = cfg.question_kinds[int(u_kind * len(cfg.question_kinds))]
-    q = sample_question(src, rng, kind)
+    q = sample_question(scene, rng, kind)
     if q is None:
-        c.stage, c.reasons = "question", (f"no {kind} question found",)
-        return c
-    ext = extend_scene(src, q, s, cfg.target_regime)
+        src.stage, src.reasons = "question", (f"no {kind} question: none found",)
+        return src
+    ext = extend_scene(scene, q, s, cfg.target_regime)
     if not ext.ok:
-        c.stage, c.reasons = "extension", ext.reasons
-        return c
-    c.scene, c.question = ext.scene, ext.question
-    c.image = render(ext.scene)
-    c.png = png_bytes(c.image)
-    return c
+        src.stage, src.reasons = "extension", ext.reasons
+        return src
+    src.scene, src.question = ext.scene, ext.question
+    src.image = render(ext.scene)
+    src.png = png_bytes(src.image)
+    return src
 
 
-def judge_edit(cfg: SFTBuildConfig, c: Candidate, text: str) -> None:
-    """Step 3 for one candidate: parse, apply, box check, description check, integrity."""
-    c.program_text = text
+def judge_edit(cfg: SFTBuildConfig, src: Source, ed: Edit) -> None:
+    """Step 4 for one edit: parse, apply, box check, description check, integrity verdict."""
     try:
-        c.program = parse_program(text)
+        ed.program = parse_program(ed.text)
     except EditError as e:
-        c.stage, c.reasons = "parse", (f"parse: {e}",)
+        ed.stage, ed.reasons = "parse", (f"parse error: {e}",)
         return
     try:
-        c.result = apply_program(c.scene, c.program, c.image)
+        ed.result = apply_program(src.scene, ed.program, src.image)
     except EditError as e:
-        c.stage, c.reasons = "apply", (f"apply: {e}",)
+        ed.stage, ed.reasons = "apply", (f"apply error: {e}",)
         return
-    q = c.question
+    q = src.question
     assert q is not None
     bad = [
-        f"box overlaps target: op {i + 1} ({c.program[i].name}) box {b} covers {box_overlap(b, t.box):.0%} of target {t.id}"
-        for i, b in zip(c.result.touched_ops, c.result.touched_boxes)
+        f"box overlaps target: op {i + 1} ({ed.program[i].name}) box {b} covers {box_overlap(b, t.box):.0%} of target {t.id}"
+        for i, b in zip(ed.result.touched_ops, ed.result.touched_boxes)
         for t in q.targets
         if box_overlap(b, t.box) > 0
     ]
     if bad:
-        c.stage, c.reasons = "box", tuple(bad)
+        ed.stage, ed.reasons = "box", tuple(bad)
         return
     refs = [q.spec["a"], q.spec["b"]] if q.spec["kind"] == "relation" else [q.spec["ref"]]
     target_ids = {t.id for t in q.targets}
-    before = {o.id: o for o in c.scene.objects}
+    before = {o.id: o for o in src.scene.objects}
     bad = []
-    for o in c.result.scene.objects:
+    for o in ed.result.scene.objects:
         if before.get(o.id) == o:
             continue
         if o.id in target_ids:
@@ -259,11 +278,11 @@ def judge_edit(cfg: SFTBuildConfig, c: Candidate, text: str) -> None:
         elif any(matches(o, r) for r in refs):
             bad.append(f"copy of a target: {o.size} {o.color} {o.material} {o.shape} (object {o.id}) fits the question's description")
     if bad:
-        c.stage, c.reasons = "description", tuple(bad)
+        ed.stage, ed.reasons = "description", tuple(bad)
         return
-    c.verdict = check(c.scene, c.image, q, c.result, cfg.integrity)
-    if not c.verdict.passed:
-        c.stage, c.reasons = "integrity", c.verdict.reasons
+    ed.verdict = check(src.scene, src.image, q, ed.result, cfg.integrity)
+    if not ed.verdict.passed:
+        ed.stage, ed.reasons = "integrity", ed.verdict.reasons
 
 
 # --- one shard ------------------------------------------------------------------------------
@@ -271,19 +290,17 @@ def _choices(answers: list[str] | None, q: Question) -> list[str | None]:
     return [extract_choice(a, q.options) for a in (answers or [])]
 
 
-def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, c: Candidate, category: str, attacker: str) -> dict[str, Any]:
-    q = c.question
-    assert q is not None and c.png is not None
-    clean_choice = _choices(c.clean_answers, q)
-    edited = category != "clean"
-    edited_choice = _choices(c.edited_answers, q) if edited else []
-    r = c.result if edited else None
-    edited_png = png_bytes(r.image) if r is not None else c.png
+def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edit | None, category: str, attacker: str) -> dict[str, Any]:
+    """One row of the store (``ed`` is None for a clean record)."""
+    q = src.question
+    assert q is not None and src.png is not None
+    clean_choice = _choices(src.clean_answers, q)
+    edited_choice = _choices(ed.answers, q) if ed else []
     return {
-        "id": f"aot-sft-{cfg.seed}-{shard:05d}-{c.j:05d}-{'c' if category == 'clean' else 'e'}",
+        "id": f"aot-sft-{cfg.seed}-{shard:05d}-{src.j:05d}-{f'e{ed.e}' if ed else 'c'}",
         "shard": shard,
-        "candidate": c.j,
-        "scene_seed": c.seed,
+        "candidate": src.j,
+        "scene_seed": src.seed,
         "category": category,
         "effective": category == "effective",
         "question_kind": q.kind,
@@ -294,22 +311,22 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, c: Candidate, catego
         "prompt": format_prompt(q),
         "targets": [{"id": t.id, "box": list(t.box)} for t in q.targets],
         "question_spec": json.dumps(q.spec, sort_keys=True),
-        "scene": json.dumps(c.scene.to_dict(), sort_keys=True),
-        "clean_image": image_value(c.png),
-        "edited_image": image_value(edited_png),
-        "attacker": attacker if edited else "",
-        "edit_program": c.program_text if edited else "",
-        "edit_json": json.dumps(program_to_json(c.program) if edited else [], sort_keys=True),
-        "edit_ops": [op.name for op in c.program] if edited else [],
+        "scene": json.dumps(src.scene.to_dict(), sort_keys=True),
+        "clean_image": image_value(src.png),
+        "edited_image": image_value(png_bytes(ed.result.image) if ed else src.png),
+        "attacker": attacker if ed else "",
+        "edit_program": ed.text if ed else "",
+        "edit_json": json.dumps(program_to_json(ed.program) if ed else [], sort_keys=True),
+        "edit_ops": [op.name for op in ed.program] if ed else [],
         "integrity_passed": True,
-        "integrity_ssim": [{"id": int(i), "ssim": round(float(s), 6)} for i, s in sorted(c.verdict.ssim.items())] if edited else [],
+        "integrity_ssim": [{"id": int(i), "ssim": round(float(v), 6)} for i, v in sorted(ed.verdict.ssim.items())] if ed else [],
         "integrity_reasons": [],
-        "answer_after": (c.verdict.answer_after or "") if edited else q.answer_text,
-        "defender_clean": list(c.clean_answers or []),
-        "defender_edited": list(c.edited_answers or []) if edited else [],
+        "answer_after": (ed.verdict.answer_after or "") if ed else q.answer_text,
+        "defender_clean": list(src.clean_answers or []),
+        "defender_edited": list(ed.answers or []) if ed else [],
         "defender_clean_choice": clean_choice,
         "defender_edited_choice": edited_choice,
-        "clean_correct": all(x == q.answer for x in clean_choice),
+        "clean_correct": src.clean_correct,
         "edited_wrong": sum(x != q.answer for x in edited_choice),
         "seed": cfg.seed,
         "aot_version": __version__,
@@ -319,14 +336,11 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, c: Candidate, catego
 
 def _stats_skeleton() -> dict[str, Any]:
     return {
-        "candidates": 0,
-        "extended": 0,
-        "rejected": {s: 0 for s in STAGES},
-        "reasons": {s: {} for s in STAGES},
-        "integrity": {"checked": 0, "passed": 0},
-        "defender": {"clean_answered": 0, "clean_correct": 0, "edited_answered": 0},
-        "evaluated": 0,
-        "effective": 0,
+        "scenes": {"sampled": 0, "extended": 0, "clean_correct": 0},
+        "edits": {"proposed": 0, "integrity_checked": 0, "integrity_passed": 0, "evaluated": 0, "effective": 0},
+        "rejected": {s: 0 for s in SCENE_STAGES + EDIT_STAGES},
+        "reasons": {},
+        "sequences": {"clean": 0, "edited": 0},
         "by_op": {},
         "by_kind": {},
         "records": {k: 0 for k in CATEGORIES},
@@ -335,8 +349,25 @@ def _stats_skeleton() -> dict[str, Any]:
     }
 
 
-def _bump(d: dict, key: str, field_: str, n: int = 1) -> None:
-    d.setdefault(key, {"evaluated": 0, "effective": 0})[field_] += n
+def _bump(d: dict, key: str, effective: bool) -> None:
+    c = d.setdefault(key, {"evaluated": 0, "effective": 0})
+    c["evaluated"] += 1
+    c["effective"] += int(effective)
+
+
+def _answer_edits(cfg: SFTBuildConfig, answerer: Answerer, eds: list[tuple[Source, Edit]], seed: int) -> None:
+    """k answers per edited image: one greedy call, then one sampled call for the other k - 1."""
+    if not eds:
+        return
+    imgs = [ed.result.image for _, ed in eds]
+    qs = [src.question for src, _ in eds]
+    greedy = answerer(imgs, qs, 1, seed, 0.0)
+    if cfg.k > 1 and cfg.temperature > 0:
+        sampled = answerer(imgs, qs, cfg.k - 1, seed, cfg.temperature)
+    else:
+        sampled = [g * (cfg.k - 1) for g in greedy]
+    for (_, ed), g, smp in zip(eds, greedy, sampled, strict=True):
+        ed.answers = [g[0], *smp]
 
 
 def build_shard(
@@ -354,69 +385,73 @@ def build_shard(
     reasons: dict[str, Counter] = defaultdict(Counter)
     j0 = chunk_i = done = 0
     while len(rows) < size:
-        if j0 >= CANDIDATES_PER_SHARD:
+        if j0 >= SCENES_PER_SHARD:
             st["exhausted"] = True
             break
-        js = range(j0, min(j0 + cfg.chunk, CANDIDATES_PER_SHARD))
-        cands = [prepare(cfg, shard, j) for j in js]
-        alive = [c for c in cands if c.stage is None]
-        st["candidates"] += len(cands)
-        st["extended"] += len(alive)
-        # 3. propose, then judge each edit
-        texts = attacker.propose([AttackItem(c.scene, c.image, c.question, c.seed) for c in alive]) if alive else []
-        if len(texts) != len(alive):
-            raise RuntimeError(f"attacker {attacker.name!r} returned {len(texts)} programs for {len(alive)} items")
-        for c, t in zip(alive, texts):
-            judge_edit(cfg, c, t)
-            if c.stage in (None, "integrity"):
-                st["integrity"]["checked"] += 1
-                st["integrity"]["passed"] += c.stage is None
-        for c in cands:
-            if c.stage is not None:
-                st["rejected"][c.stage] += 1
-                reasons[c.stage].update({_reason_key(r) for r in c.reasons})
-        # 4. the defender: clean images of edit survivors and of clean keepers, in one call
-        ask_clean = [c for c in alive if c.stage is None or c.keep_clean]
-        comps = answerer([c.image for c in ask_clean], [c.question for c in ask_clean], cfg.k, derive_seed(cfg.seed, shard, chunk_i, 1))
-        for c, a in zip(ask_clean, comps, strict=True):
-            c.clean_answers = list(a)
-        st["defender"]["clean_answered"] += len(ask_clean)
-        ok = [c for c in alive if c.stage is None]
-        right = {c.j for c in ok if all(x == c.question.answer for x in _choices(c.clean_answers, c.question))}
-        st["defender"]["clean_correct"] += len(right)
-        # edited images only where they can matter: an effectiveness test or a kept useless pair
-        ask_edit = [c for c in ok if c.j in right or c.keep_useless]
-        comps = answerer([c.result.image for c in ask_edit], [c.question for c in ask_edit], cfg.k, derive_seed(cfg.seed, shard, chunk_i, 2))
-        for c, a in zip(ask_edit, comps, strict=True):
-            c.edited_answers = list(a)
-        st["defender"]["edited_answered"] += len(ask_edit)
-        # 5. keep
-        for c in cands:
-            if c.stage is None:
-                effective = False
-                if c.j in right:
-                    wrong = sum(x != c.question.answer for x in _choices(c.edited_answers, c.question))
-                    effective = wrong >= cfg.min_wrong
-                    st["evaluated"] += 1
-                    st["effective"] += effective
-                    for op in sorted({op.name for op in c.program}):
-                        _bump(st["by_op"], op, "evaluated")
-                        _bump(st["by_op"], op, "effective", effective)
-                    _bump(st["by_kind"], c.question.kind, "evaluated")
-                    _bump(st["by_kind"], c.question.kind, "effective", effective)
+        srcs = [prepare(cfg, shard, j) for j in range(j0, min(j0 + cfg.chunk, SCENES_PER_SHARD))]
+        st["scenes"]["sampled"] += len(srcs)
+        for src in srcs:
+            if src.stage is not None:
+                st["rejected"][src.stage] += 1
+                reasons[src.stage].update({_reason_key(r) for r in src.reasons})
+        alive = [src for src in srcs if src.stage is None]
+        st["scenes"]["extended"] += len(alive)
+        # 3. the clean answer, greedy, for every extended scene
+        comps = answerer([src.image for src in alive], [src.question for src in alive], 1, derive_seed(cfg.seed, shard, chunk_i, 1), 0.0)
+        st["sequences"]["clean"] += len(alive)
+        for src, a in zip(alive, comps, strict=True):
+            src.clean_answers = list(a)
+            src.clean_correct = _choices(a, src.question) == [src.question.answer]
+        right = [src for src in alive if src.clean_correct]
+        st["scenes"]["clean_correct"] += len(right)
+        # 4. proposals for the scenes the defender got right, then the checks
+        items = [AttackItem(src.scene, src.image, src.question, derive_seed(src.seed, e, 0xED)) for src in right for e in range(cfg.edits_per_scene)]
+        texts = attacker.propose(items) if items else []
+        if len(texts) != len(items):
+            raise RuntimeError(f"attacker {attacker.name!r} returned {len(texts)} programs for {len(items)} items")
+        it = iter(texts)
+        survivors: list[tuple[Source, Edit]] = []
+        for src in right:
+            for e in range(cfg.edits_per_scene):
+                ed = Edit(e, src.keep_useless[e], next(it))
+                judge_edit(cfg, src, ed)
+                src.edits.append(ed)
+                st["edits"]["proposed"] += 1
+                if ed.stage in (None, "integrity"):
+                    st["edits"]["integrity_checked"] += 1
+                if ed.stage is None:
+                    st["edits"]["integrity_passed"] += 1
+                    survivors.append((src, ed))
+                else:
+                    st["rejected"][ed.stage] += 1
+                    reasons[ed.stage].update({_reason_key(r) for r in ed.reasons})
+        # 5. k answers per surviving edit
+        _answer_edits(cfg, answerer, survivors, derive_seed(cfg.seed, shard, chunk_i, 2))
+        st["sequences"]["edited"] += len(survivors) * (cfg.k if cfg.temperature > 0 else 1)
+        # 6. keep
+        for src in alive:
+            for ed in src.edits:
+                if ed.stage is not None:
+                    continue
+                effective = sum(x != src.question.answer for x in _choices(ed.answers, src.question)) >= cfg.min_wrong
+                st["edits"]["evaluated"] += 1
+                st["edits"]["effective"] += effective
+                for op in sorted({op.name for op in ed.program}):
+                    _bump(st["by_op"], op, effective)
+                _bump(st["by_kind"], src.question.kind, effective)
                 if effective:
-                    rows.append(_record(cfg, cfg_hash, shard, c, "effective", attacker.name))
-                elif c.keep_useless:
-                    rows.append(_record(cfg, cfg_hash, shard, c, "useless", attacker.name))
-            if c.question is not None and c.png is not None and c.keep_clean:
-                rows.append(_record(cfg, cfg_hash, shard, c, "clean", attacker.name))
+                    rows.append(_record(cfg, cfg_hash, shard, src, ed, "effective", attacker.name))
+                elif ed.keep_useless:
+                    rows.append(_record(cfg, cfg_hash, shard, src, ed, "useless", attacker.name))
+            if src.keep_clean:
+                rows.append(_record(cfg, cfg_hash, shard, src, None, "clean", attacker.name))
         j0 += cfg.chunk
         chunk_i += 1
         if progress is not None:
             progress(min(len(rows), size) - done)
         done = min(len(rows), size)
     rows = rows[:size]
-    st["reasons"] = {s: dict(sorted(reasons[s].items())) for s in STAGES}
+    st["reasons"] = {s: dict(sorted(reasons[s].items())) for s in SCENE_STAGES + EDIT_STAGES}
     for r in rows:
         st["records"][r["category"]] += 1
         st["answers"][r["answer"]] = st["answers"].get(r["answer"], 0) + 1
@@ -431,7 +466,7 @@ class ShardBuilder:
 
     def __init__(self, cfg: SFTBuildConfig, answerer_factory: Callable[[], Answerer] | None = None, threads: int | None = None):
         self.cfg = cfg
-        factory = answerer_factory or (lambda: make_answerer(cfg.defender, cfg.temperature, cfg.max_new_tokens, cfg.batch_size, threads))
+        factory = answerer_factory or (lambda: make_answerer(cfg.defender, cfg.max_new_tokens, cfg.batch_size, threads))
         self.answerer = factory()
         self.attacker = make_attacker(cfg.attacker, **({"max_ops": cfg.max_ops} if cfg.attacker == "random" else {}))
 
