@@ -80,9 +80,7 @@ def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
             data = json.loads(text)
         except json.JSONDecodeError:
             data = None  # JSON lines
-        if isinstance(data, dict):
-            if "items" not in data:
-                raise AdapterError(f"{path}: a JSON object must hold the records under 'items'")
+        if isinstance(data, dict) and isinstance(data.get("items"), list):
             return list(enumerate(data["items"], 1))
     out = []
     for i, line in enumerate(text.splitlines(), 1):
