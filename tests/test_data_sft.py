@@ -11,15 +11,14 @@ import time
 from pathlib import Path
 
 import datasets
-import pyarrow.parquet as pq
 import pytest
 
+from aot.attack import make_attacker
 from aot.cli import main
 from aot.data import BuildError, SFTBuildConfig, build_sft, verify
-from aot.data.sft import build_shard
 from aot.data.answerers import ScriptedAnswerer
-from aot.attack import make_attacker
-from aot.data.store import COLUMNS, check_shard, ShardError, load_manifest
+from aot.data.sft import build_shard
+from aot.data.store import COLUMNS, ShardError, check_shard, load_manifest
 from aot.edits import parse_program, program_from_json
 
 CFG = dict(n=24, shard_size=8, defender="scripted", chunk=16)

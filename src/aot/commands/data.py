@@ -29,7 +29,7 @@ def build_sft(
     shard_size: Optional[int] = typer.Option(None, "--shard-size", min=1, help="Records per shard (default 500)."),
     attacker: Optional[str] = typer.Option(None, "--attacker", help="Proposer: random or heuristic (default random)."),
     defender: Optional[str] = typer.Option(None, "--defender", help="base (shipped born defender), a tiny model name, a directory, or scripted."),
-    k: Optional[int] = typer.Option(None, "--k", min=1, help="Defender answers per question on each image (default 3)."),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="Defender answers per edited question: 1 greedy + k-1 sampled (default 3)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with SFTBuildConfig fields."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config field, e.g. --set keep_useless=0.5 --set integrity.ssim_threshold=0.9."),
 ) -> None:
@@ -52,9 +52,6 @@ def build_sft(
 
         def log(msg: str) -> None:
             bar.console.print(msg)
-
-        def on_shard_done(line: str) -> None:
-            log(line)
 
         try:
             manifest = build(cfg, out, workers=workers, address=address, resume=resume, log=log, on_records=lambda d: bar.advance(task, d))

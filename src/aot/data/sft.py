@@ -81,6 +81,8 @@ class SFTBuildConfig:
     """Proposer, by name in ``aot.attack.ATTACKERS`` (random, heuristic, ...)."""
     max_ops: int = 2
     """Largest number of ops the random proposer writes per program (1..4)."""
+    attacker_options: dict[str, Any] = field(default_factory=dict)
+    """Extra constructor arguments of the proposer (e.g. a trained attacker's checkpoint path)."""
     question_kinds: tuple[str, ...] = QUESTION_KINDS
     """Question kinds to draw from (relation, attribute, existence, count)."""
     source_regime: str = "simple"
@@ -155,6 +157,7 @@ class SFTBuildConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["question_kinds"] = list(self.question_kinds)
+        d["attacker_options"] = dict(sorted(self.attacker_options.items()))
         return d
 
     @staticmethod
@@ -239,7 +242,6 @@ def prepare(cfg: SFTBuildConfig, shard: int, j: int) -> Source:
         return src
     src.scene, src.question = ext.scene, ext.question
     src.image = render(ext.scene)
-    src.png = png_bytes(src.image)
     return src
 
 
@@ -293,7 +295,9 @@ def _choices(answers: list[str] | None, q: Question) -> list[str | None]:
 def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edit | None, category: str, attacker: str) -> dict[str, Any]:
     """One row of the store (``ed`` is None for a clean record)."""
     q = src.question
-    assert q is not None and src.png is not None
+    assert q is not None and src.image is not None
+    if src.png is None:  # encoded once, and only for scenes that give a record
+        src.png = png_bytes(src.image)
     clean_choice = _choices(src.clean_answers, q)
     edited_choice = _choices(ed.answers, q) if ed else []
     return {
@@ -468,7 +472,7 @@ class ShardBuilder:
         self.cfg = cfg
         factory = answerer_factory or (lambda: make_answerer(cfg.defender, cfg.max_new_tokens, cfg.batch_size, threads))
         self.answerer = factory()
-        self.attacker = make_attacker(cfg.attacker, **({"max_ops": cfg.max_ops} if cfg.attacker == "random" else {}))
+        self.attacker = make_attacker(cfg.attacker, **({"max_ops": cfg.max_ops} if cfg.attacker == "random" else {}), **cfg.attacker_options)
 
     def build(self, shard: int, size: int, cfg_hash: str, progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
         t = time.perf_counter()
