@@ -26,6 +26,7 @@ def _register() -> None:
     from .commands import attacker as attacker_cmd
     from .commands import data as data_cmd
     from .commands import defender as defender_cmd
+    from .commands import train as train_cmd
     from .commands import world as world_cmd
 
     app.add_typer(world_cmd.app, name="world", help="Sample, render and benchmark the procedural scene world.")
@@ -34,9 +35,8 @@ def _register() -> None:
     app.command("pretrain", help="Train the born defender on simple scenes (reproduces the shipped weights).")(defender_cmd.pretrain)
     app.add_typer(data_cmd.app, name="data", help="Export, show and verify AOT-SFT datasets.")
     app.command("build-sft", help="Build the AOT-SFT adversarial dataset (sharded parquet, resumable, Ray).")(data_cmd.build_sft)
-    app.command("demo", help="Run the largest pipeline that works end to end on the embedded world.")(world_cmd.demo)
-    from .commands import eval as eval_cmd
-    app.command("eval", help="Evaluate a model on the benchmark suite: results.json and table.md.")(eval_cmd.eval_command)
+    app.command("train", help="Run the AOT self-play loop from a config (resumable).")(train_cmd.train)
+    app.command("demo", help="The whole AOT pipeline on the embedded world (what `make demo` runs).")(train_cmd.demo)
     from .commands import eval as eval_cmd
     app.command("eval", help="Evaluate a model on the benchmark suite: results.json and table.md.")(eval_cmd.eval_command)
 

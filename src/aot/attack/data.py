@@ -35,17 +35,24 @@ def record_item(rec: dict) -> AttackItem:
     return AttackItem(scene, image, q, int(rec["scene_seed"]))
 
 
-def sft_examples(dataset_dir: str | Path, limit: int | None = None) -> list[tuple[AttackItem, str]]:
-    """(item, program text) for every *effective* record of an AOT-SFT dataset."""
+def sft_examples(dataset_dir: str | Path, limit: int | None = None, min_examples: int = 0) -> list[tuple[AttackItem, str]]:
+    """(item, program text) for every *effective* record of an AOT-SFT dataset, in dataset
+    order; when there are fewer than ``min_examples``, integrity-passing useless edits pad the
+    list (they still teach the edit language and the integrity constraints)."""
     from ..data.store import iter_records
 
-    out = []
-    for rec in iter_records(dataset_dir, columns=_COLUMNS):
-        if rec["effective"] and rec["edit_program"]:
-            out.append((record_item(rec), rec["edit_program"]))
-            if limit is not None and len(out) >= limit:
-                break
-    return out
+    effective, useless = [], []
+    for rec in iter_records(dataset_dir, columns=_COLUMNS + ["category"]):
+        if not rec["edit_program"]:
+            continue
+        if rec["effective"]:
+            effective.append(rec)
+        elif rec["category"] == "useless" and len(useless) < max(min_examples, 0):
+            useless.append(rec)
+    chosen = effective + useless[: max(0, min_examples - len(effective))]
+    if limit is not None:
+        chosen = chosen[:limit]
+    return [(record_item(r), r["edit_program"]) for r in chosen]
 
 
 ATTACK_EVAL_OFFSET = 90
@@ -84,3 +91,25 @@ def attack_items(n: int, base_seed: int, kinds: tuple[str, ...] | None = None, s
         if i > 20 * n + 100:
             raise RuntimeError(f"could not make {n} attack items from base seed {base_seed}")
     return items
+
+
+def heuristic_examples(n: int, base_seed: int) -> list[tuple[AttackItem, str]]:
+    """Up to ``n`` (item, program) pairs written by the heuristic proposer that pass integrity:
+    a fallback teacher when AOT-SFT holds too few effective edits (e.g. a defender that is
+    never right on clean images, so nothing can be flipped)."""
+    from ..edits import EditError, apply_program, parse_program
+    from ..integrity import check
+    from .heuristic import HeuristicAttacker
+
+    items = attack_items(2 * n, base_seed)
+    out = []
+    for it, text in zip(items, HeuristicAttacker().propose(items)):
+        try:
+            res = apply_program(it.scene, parse_program(text), it.image)
+        except EditError:
+            continue
+        if check(it.scene, it.image, it.question, res).passed:
+            out.append((it, text))
+        if len(out) >= n:
+            break
+    return out

@@ -1,0 +1,56 @@
+"""`aot train` (the self-play loop from a config) and `aot demo` (the whole pipeline)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def resolve_config(spec: str | None) -> Path | None:
+    """A YAML path, or the name of a shipped preset (demo, micro)."""
+    if spec is None:
+        return None
+    p = Path(spec)
+    if p.exists():
+        return p
+    preset = resources.files("aot") / "configs" / f"{spec}.yaml"
+    if preset.is_file():
+        return Path(str(preset))
+    raise typer.BadParameter(f"{spec!r} is neither a file nor a preset (demo, micro)", param_hint="--config")
+
+
+def train(
+    out: Path = typer.Option(..., "--out", help="Run directory: config.yaml, metrics.jsonl, metrics.json, checkpoints/."),
+    config: str = typer.Option(None, "--config", help="YAML file or preset name (demo, micro)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set iterations=2 --set defender_rl.max_steps=10."),
+    resume: bool = typer.Option(False, "--resume", help="Continue after the last completed phase."),
+) -> None:
+    """Run the AOT self-play loop: AOT-SFT, attacker cold start, warm-up, N iterations, evaluation."""
+    from ..config import ConfigError, load_config
+    from ..selfplay import SelfPlayConfig, run_selfplay
+
+    try:
+        cfg = load_config(SelfPlayConfig, resolve_config(config), list(set_))
+    except ConfigError as e:
+        raise typer.BadParameter(str(e)) from None
+    try:
+        summary = run_selfplay(cfg, out, resume=resume, log=console.print)
+    except (ValueError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    console.print(f"done: {len(summary['phases'])} phases; metrics in {out / 'metrics.json'}")
+
+
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="Output directory."),
+    set_: list[str] = typer.Option([], "--set", help="Override a demo setting."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo."),
+) -> None:
+    """The whole pipeline on the embedded world, from the shipped born defender (preset 'demo')."""
+    train(out=out, config="demo", set_=set_, resume=resume)

@@ -1,0 +1,452 @@
+"""The AOT self-play loop, written out in order.
+
+    sft          build AOT-SFT with the born defender (the paper's adversarial dataset)
+    cold_start   attacker SFT on its effective edits (the attacker's cold start)
+    warmup       stage 0: defender RL on a small clean set (paper: 900 samples)
+    iter i       1. attacker RL against the frozen defender i-1
+                 2. the frozen attacker i writes a fresh curriculum: edits that pass integrity,
+                    effective ones first, plus a share of clean replay (and optionally edits
+                    from earlier attackers: the opponent pool)
+                 3. defender RL (DAPO settings, dynamic sampling) on the curriculum
+    eval         the evaluation suite on the base and final defenders, and the report
+
+After every phase a checkpoint (both models, the completed phases, metrics, curriculum and
+config) is written atomically under ``OUT/checkpoints``; ``resume`` continues after the last
+completed phase. Each phase starts a fresh optimizer (as the paper's separate RL runs) and
+derives every seed from (run seed, phase index), so a resumed run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .attack.base import AttackItem
+from .attack.data import attack_items, heuristic_examples, sft_examples
+from .attack.model import ModelAttacker, init_attacker
+from .attack.scoring import ScoringConfig, clean_correctness, score_programs, summarize
+from .attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
+from .config import config_hash, dump_config
+from .data.sft import SFTBuildConfig
+from .edits import apply_program, parse_program
+from .io import atomic_write_json, atomic_write_text
+from .models.defender import Defender, load_defender
+from .rl.defender import QAItem, train_defender
+from .rl.grpo import RLConfig
+from .world.dataset import scene_seed
+from .world.questions import sample_question
+from .world.render import render
+from .world.sampler import sample_scene
+
+# seed bases (all below the evaluation range 900..999)
+WARMUP_BASE = 400
+CURRICULUM_BASE = 500
+REPLAY_BASE = 600
+ATTACKER_BASE = 700
+COLD_START_BASE = 800
+MONITOR_OFFSET = 80  # evaluation-range offset for the per-phase monitor sets (never trained on)
+
+
+@dataclass
+class WarmupConfig:
+    """Stage 0: defender RL on clean items."""
+
+    items: int = 900
+    """Clean (image, question) items (paper: 900)."""
+    rl: RLConfig = field(default_factory=lambda: RLConfig(learning_rate=2e-5, max_steps=20, prompts_per_step=8))
+    """RL settings of the warm-up."""
+
+
+@dataclass
+class CurriculumConfig:
+    """What the frozen attacker's curriculum holds."""
+
+    proposals: int = 256
+    """Fresh items the attacker proposes edits for, per iteration."""
+    size: int = 128
+    """Edited items kept (integrity passed; effective ones first, then by efficacy)."""
+    clean_replay: float = 0.25
+    """Clean items added, as a share of ``size`` (guards against forgetting clean skills)."""
+    opponent_pool: bool = False
+    """Mix in edits from earlier iterations' attackers."""
+    pool_share: float = 0.3
+    """Share of proposals made by earlier attackers when ``opponent_pool`` is on."""
+
+    def __post_init__(self) -> None:
+        if self.proposals < 1 or self.size < 1:
+            raise ValueError("curriculum proposals and size must be >= 1")
+        if not 0 <= self.clean_replay <= 4 or not 0 <= self.pool_share <= 1:
+            raise ValueError("clean_replay must be in [0, 4] and pool_share in [0, 1]")
+
+
+@dataclass
+class MonitorConfig:
+    """Quick held-out measurements after each phase (greedy)."""
+
+    clean_n: int = 64
+    """Clean simple-scene questions (forgetting check)."""
+    complex_n: int = 64
+    """Clean complex-scene questions."""
+    attacked_n: int = 64
+    """Held-out items attacked by the current attacker."""
+
+
+@dataclass
+class SelfPlayConfig:
+    """A whole AOT run."""
+
+    seed: int = 0
+    """Run seed; every phase derives its seeds from it."""
+    defender: str = "base"
+    """Starting defender: base (the shipped born defender) | PATH | HF-ID."""
+    iterations: int = 3
+    """Co-evolution iterations (paper: 3)."""
+    sft: SFTBuildConfig = field(default_factory=lambda: SFTBuildConfig(n=500, attacker="heuristic", shard_size=250))
+    """The AOT-SFT build used for the attacker's cold start (its defender is set to ``defender``)."""
+    sft_data: str = ""
+    """An existing AOT-SFT dataset to use instead of building one."""
+    attacker_sft: SFTConfig = field(default_factory=SFTConfig)
+    """Cold-start SFT of the attacker."""
+    attacker_sft_min_examples: int = 64
+    """If AOT-SFT has fewer effective edits than this, integrity-passing useless ones, then
+    heuristic-proposer edits that pass integrity, pad the cold start."""
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    """Stage 0."""
+    attacker: AttackerRLConfig = field(default_factory=AttackerRLConfig)
+    """Attacker RL (and how its proposals are scored)."""
+    attacker_items: int = 128
+    """Items the attacker trains on per iteration."""
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    """The frozen attacker's curriculum."""
+    defender_rl: RLConfig = field(default_factory=lambda: RLConfig(learning_rate=2e-5, max_steps=20, prompts_per_step=8))
+    """Defender RL on the curriculum (paper: DAPO settings)."""
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    """Per-phase held-out measurements."""
+    eval_suite: str = "all"
+    """Benchmarks of the final evaluation ('' skips it)."""
+    eval_n: int = 64
+    """Items per benchmark in the final evaluation."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise ValueError("iterations must be >= 0")
+        if self.attacker_items < 1:
+            raise ValueError("attacker_items must be >= 1")
+
+
+def phases(cfg: SelfPlayConfig) -> list[str]:
+    names = ["sft", "cold_start", "warmup"]
+    for i in range(1, cfg.iterations + 1):
+        names += [f"iter{i}.attacker", f"iter{i}.curriculum", f"iter{i}.defender"]
+    return names + ["eval"]
+
+
+# --- data ----------------------------------------------------------------------------
+def simple_scenes(n: int, base: int) -> list[tuple[Any, Any]]:
+    """(scene, question) pairs from the simple regime (the born defender's distribution)."""
+    out: list[tuple[Any, Any]] = []
+    i = 0
+    while len(out) < n:
+        s = scene_seed(base, i)
+        i += 1
+        sc = sample_scene(s, "simple")
+        q = sample_question(sc, np.random.default_rng([s, 0xC1]))
+        if q is not None:
+            out.append((sc, q))
+    return out
+
+
+def clean_items(n: int, base: int, regime: str = "complex") -> list[QAItem]:
+    """Clean items: complex ones come from extended simple scenes (the curriculum's source)."""
+    if regime == "complex":
+        return [QAItem(it.image, it.question) for it in attack_items(n, base)]
+    return [QAItem(render(sc), q) for sc, q in simple_scenes(n, base)]
+
+
+def monitor_sets(cfg: SelfPlayConfig) -> dict[str, Any]:
+    from .eval.seeds import eval_scene_seed
+
+    def seeded(offset: int) -> Callable[[int], int]:
+        return lambda i: eval_scene_seed(MONITOR_OFFSET + offset, cfg.seed % 100, i)
+
+    simple: list[QAItem] = []
+    i = 0
+    while len(simple) < cfg.monitor.clean_n:
+        s = seeded(0)(i)
+        i += 1
+        sc = sample_scene(s, "simple")
+        q = sample_question(sc, np.random.default_rng([s, 0xC1]))
+        if q is not None:
+            simple.append(QAItem(render(sc), q))
+    cplx = attack_items(cfg.monitor.complex_n, 0, seed_fn=seeded(1))
+    attacked = attack_items(cfg.monitor.attacked_n, 0, seed_fn=seeded(2))
+    return {"simple": simple, "complex": [QAItem(it.image, it.question) for it in cplx], "attack": attacked}
+
+
+def greedy_accuracy(defender: Defender, items: list[QAItem]) -> float:
+    if not items:
+        return float("nan")
+    ans = defender.answer([it.image for it in items], [it.question for it in items], do_sample=False)
+    return float(np.mean([a[0] == it.question.answer for a, it in zip(ans, items)]))
+
+
+def attacked_accuracy(defender: Defender, attacker: Any, items: list[AttackItem]) -> tuple[float, dict[str, Any]]:
+    """Accuracy on held-out items after the attacker's edits that pass integrity (items whose
+    edit fails integrity are scored on the clean image), plus the attacker's eval summary."""
+    ev = evaluate_attacker(attacker, defender, items)
+    texts = attacker.propose(items)
+    images = []
+    for it, t in zip(items, texts):
+        try:
+            res = apply_program(it.scene, parse_program(t), it.image)
+            from .integrity import check
+
+            images.append(res.image if check(it.scene, it.image, it.question, res).passed else it.image)
+        except ValueError:
+            images.append(it.image)
+    acc = greedy_accuracy(defender, [QAItem(im, it.question) for im, it in zip(images, items)])
+    return acc, ev
+
+
+def build_curriculum(attacker: ModelAttacker, defender: Defender, cfg: SelfPlayConfig, iteration: int, pool: list[ModelAttacker]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows {scene, question, program, effective, efficacy, source} for defender RL."""
+    cc = cfg.curriculum
+    items = attack_items(cc.proposals, CURRICULUM_BASE + 10 * cfg.seed + iteration)
+    n_pool = int(round(cc.proposals * cc.pool_share)) if cc.opponent_pool and pool else 0
+    texts = attacker.propose(items[n_pool:])
+    sources = ["current"] * (len(items) - n_pool)
+    if n_pool:
+        pool_items = items[:n_pool]
+        pool_texts: list[str] = [""] * n_pool
+        for j, a in enumerate(pool):
+            idx = list(range(j, n_pool, len(pool)))
+            for k, t in zip(idx, a.propose([pool_items[k] for k in idx])):
+                pool_texts[k] = t
+        texts = pool_texts + texts
+        sources = [f"pool{j % len(pool)}" for j in range(n_pool)] + sources
+    scfg = cfg.attacker.scoring
+    clean = clean_correctness(defender, items, scfg, seed=cfg.seed * 7919 + iteration)
+    scored = score_programs(defender, items, texts, clean, scfg, seed=cfg.seed * 7927 + iteration)
+    passing = [(i, s) for i, s in enumerate(scored) if s.passed]
+    # effective first (highest efficacy), then the rest in proposal order
+    passing.sort(key=lambda p: (-(p[1].reward if p[1].clean_correct else 0.0), p[0]))
+    rows = []
+    for i, s in passing[: cc.size]:
+        rows.append({"seed": items[i].seed, "scene": items[i].scene.to_dict(), "question": items[i].question.to_dict(),
+                     "program": s.text, "effective": bool(s.success), "efficacy": float(s.reward), "source": sources[i]})
+    n_clean = int(round(cc.size * cc.clean_replay))
+    for sc, q in simple_scenes(n_clean, REPLAY_BASE + 10 * cfg.seed + iteration):
+        rows.append({"seed": sc.seed, "scene": sc.to_dict(), "question": q.to_dict(), "program": "", "effective": False, "efficacy": 0.0, "source": "replay"})
+    summ = summarize(scored)
+    stats = {
+        "curriculum/proposals": len(items),
+        "curriculum/passing": len(passing),
+        "curriculum/edited": min(len(passing), cc.size),
+        "curriculum/effective": sum(r["effective"] for r in rows),
+        "curriculum/clean_replay": n_clean,
+        "curriculum/op_mix": summ["op_mix"],
+        "curriculum/success_rate": summ["success_rate"],
+    }
+    return rows, stats
+
+
+def curriculum_items(rows: list[dict[str, Any]]) -> list[QAItem]:
+    """(edited image, question) items from curriculum rows; images are re-rendered from the
+    scene and program (rendering and editing are deterministic)."""
+    from .world.questions import Question
+    from .world.types import Scene
+
+    out = []
+    for r in rows:
+        sc = Scene.from_dict(r["scene"])
+        image = apply_program(sc, parse_program(r["program"])).image if r["program"] else render(sc)
+        out.append(QAItem(image, Question.from_dict(r["question"])))
+    return out
+
+
+# --- checkpoints -----------------------------------------------------------------------
+def _save_checkpoint(out: Path, state: dict[str, Any], defender: Defender, attacker: ModelAttacker | None) -> None:
+    ck = out / "checkpoints"
+    ck.mkdir(parents=True, exist_ok=True)
+    name = f"{len(state['done']):02d}-{state['done'][-1].replace('.', '-')}"
+    tmp = ck / f".{name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    defender.save(tmp / "defender")
+    if attacker is not None:
+        attacker.save(tmp / "attacker")
+    atomic_write_json(tmp / "state.json", state)
+    final = ck / name
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for old in ck.iterdir():  # keep only the newest complete checkpoint
+        if old.is_dir() and old.name != name and not old.name.startswith("."):
+            shutil.rmtree(old)
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    ck = out / "checkpoints"
+    if not ck.exists():
+        return None
+    done = sorted(p for p in ck.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "state.json").exists())
+    return done[-1] if done else None
+
+
+def _phase_seed(cfg: SelfPlayConfig, k: int) -> int:
+    return cfg.seed * 1000 + k
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and (v != v):
+        return None
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+# --- the loop --------------------------------------------------------------------------
+def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log: Callable[[str], None] = print, stop_after: str | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole AOT loop into ``out``; returns the final metrics.
+
+    ``stop_after`` ends the run after the named phase (tests use it to simulate a kill)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    chash = config_hash(cfg)
+    atomic_write_text(out / "config.yaml", dump_config(cfg))
+    state: dict[str, Any] = {"done": [], "metrics": [], "config_hash": chash, "pool": [], "curriculum": {}}
+    defender: Defender
+    attacker: ModelAttacker | None = None
+    ckpt = _latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        state = json.loads((ckpt / "state.json").read_text())
+        if state["config_hash"] != chash:
+            raise ValueError(f"cannot resume {out}: its checkpoint was made with another config (hash {state['config_hash']} != {chash})")
+        defender = load_defender(str(ckpt / "defender"))
+        if (ckpt / "attacker").exists():
+            attacker = ModelAttacker.load(ckpt / "attacker")
+        log(f"resuming after phase {state['done'][-1]} ({ckpt.name})")
+    else:
+        if resume:
+            log("no checkpoint found: starting from the beginning")
+        for stale in ("checkpoints", "metrics.jsonl", "attackers"):
+            p = out / stale
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        defender = load_defender(cfg.defender)
+    base_defender_path = cfg.defender
+    mon = monitor_sets(cfg)
+
+    def record(phase: str, k: int, m: dict[str, Any], t0: float) -> None:
+        m = {"phase": phase, "phase_index": k, **m, "time/phase_s": time.perf_counter() - t0}
+        state["metrics"].append(_jsonable(m))
+        state["done"].append(phase)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(_jsonable(m), sort_keys=True) + "\n")
+        _save_checkpoint(out, state, defender, attacker)
+        log(f"[{k + 1}/{len(all_phases)}] {phase}: " + ", ".join(f"{a}={b:.3f}" for a, b in m.items() if isinstance(b, float) and not a.startswith("time/")))
+
+    def monitor_defender() -> dict[str, Any]:
+        return {"monitor/clean_simple_acc": greedy_accuracy(defender, mon["simple"]), "monitor/clean_complex_acc": greedy_accuracy(defender, mon["complex"])}
+
+    all_phases = phases(cfg)
+    for k, phase in enumerate(all_phases):
+        if phase in state["done"]:
+            continue
+        if stop_after is not None and stop_after in state["done"]:
+            log(f"stopping after {stop_after} (as asked)")
+            break
+        t0 = time.perf_counter()
+        torch.manual_seed(_phase_seed(cfg, k))
+        m: dict[str, Any] = {}
+        if phase == "sft":
+            sft_dir = Path(cfg.sft_data) if cfg.sft_data else out / "sft"
+            if not cfg.sft_data:
+                from .data.build import build_sft
+
+                manifest = build_sft(replace(cfg.sft, defender=base_defender_path), sft_dir, resume=True, log=log)
+                m["sft/records"] = manifest.get("records", manifest.get("counts", {}).get("records"))
+            state["sft_dir"] = str(sft_dir)
+        elif phase == "cold_start":
+            attacker = init_attacker(base_defender_path, _phase_seed(cfg, k))
+            examples = sft_examples(state["sft_dir"], min_examples=cfg.attacker_sft_min_examples)
+            m["attacker/sft_examples"] = len(examples)
+            if len(examples) < cfg.attacker_sft_min_examples:
+                extra = heuristic_examples(cfg.attacker_sft_min_examples - len(examples), COLD_START_BASE + cfg.seed)
+                m["attacker/sft_heuristic_examples"] = len(extra)
+                examples += extra
+            m |= cold_start(attacker, examples, replace(cfg.attacker_sft, seed=_phase_seed(cfg, k)))
+        elif phase == "warmup":
+            items = clean_items(cfg.warmup.items, WARMUP_BASE + cfg.seed)
+            m |= train_defender(defender, items, replace(cfg.warmup.rl, seed=_phase_seed(cfg, k)))
+            m |= monitor_defender()
+        elif phase.endswith(".attacker"):
+            it = int(phase[4:].split(".")[0])
+            assert attacker is not None
+            items = attack_items(cfg.attacker_items, ATTACKER_BASE + 10 * cfg.seed + it)
+            acfg = replace(cfg.attacker, rl=replace(cfg.attacker.rl, seed=_phase_seed(cfg, k)))
+            m |= train_attacker(attacker, defender, items, acfg)
+            pool_dir = out / "attackers" / f"iter{it}"
+            attacker.save(pool_dir)
+            state["pool"].append(str(pool_dir))
+            ev = evaluate_attacker(attacker, defender, mon["attack"])
+            m |= {"monitor/attacker_success": ev["success_rate"], "monitor/attacker_integrity": ev["integrity_pass_rate"], "monitor/attacker_parse": ev["parse_rate"], "monitor/attacker_op_mix": ev["op_mix"]}
+        elif phase.endswith(".curriculum"):
+            it = int(phase[4:].split(".")[0])
+            assert attacker is not None
+            pool = [ModelAttacker.load(p) for p in state["pool"][:-1]] if cfg.curriculum.opponent_pool else []
+            rows, stats = build_curriculum(attacker, defender, cfg, it, pool)
+            path = out / "curricula" / f"iter{it}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+            state["curriculum"][str(it)] = str(path)
+            m |= stats
+        elif phase.endswith(".defender"):
+            it = int(phase[4:].split(".")[0])
+            rows = [json.loads(line) for line in Path(state["curriculum"][str(it)]).read_text().splitlines()]
+            items = curriculum_items(rows)
+            m |= train_defender(defender, items, replace(cfg.defender_rl, seed=_phase_seed(cfg, k)))
+            m |= monitor_defender()
+            if attacker is not None:
+                acc, _ = attacked_accuracy(defender, attacker, mon["attack"])
+                m["monitor/attacked_acc"] = acc
+        elif phase == "eval":
+            m |= final_eval(cfg, out, defender, log)
+        record(phase, k, m, t0)
+    summary = summarize_run(state)
+    atomic_write_json(out / "metrics.json", summary)
+    return summary
+
+
+def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable[[str], None]) -> dict[str, Any]:
+    """Run the evaluation suite on the base and final defenders; write results and the report."""
+    if not cfg.eval_suite:
+        return {}
+    try:
+        from .eval.suite import EvalConfig, run_suite, write_results  # type: ignore[attr-defined]
+    except ImportError:  # the evaluation suite is optional while it is being built
+        log("evaluation suite not available: skipping the final evaluation")
+        return {}
+    ecfg = EvalConfig(n=cfg.eval_n, seed=cfg.seed % 100)
+    base = load_defender(cfg.defender)
+    results = {"base": run_suite(base, cfg.eval_suite, ecfg), "final": run_suite(defender, cfg.eval_suite, ecfg)}
+    (out / "eval").mkdir(exist_ok=True)
+    for name, res in results.items():
+        write_results(res, out / "eval" / name)
+    atomic_write_json(out / "eval" / "summary.json", {k: v.get("flat", {}) for k, v in results.items()})
+    return {f"eval/{arm}/{k}": v for arm, res in results.items() for k, v in res.get("flat", {}).items() if isinstance(v, (int, float))}
+
+
+def summarize_run(state: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json: every phase's metrics, in order, plus the completed phases."""
+    return {"phases": state["done"], "metrics": state["metrics"]}
