@@ -23,6 +23,7 @@ def eval_command(
     suite: str = typer.Option("all", "--suite", help="all, or benchmark names separated by commas (vstar, hr, pope, hallusion, clean, robust, heldout, pope-file, vstar-file)."),
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md, predictions.jsonl."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Units per benchmark (questions, groups or base questions); default: each benchmark's own size."),
+    size: list[str] = typer.Option([], "--size", help="Units for one benchmark, NAME=N (repeatable); overrides --n for it."),
     seed: int = typer.Option(0, "--seed", min=0, max=99, help="Evaluation seed index 0..99 (an independent draw of every benchmark)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Prompts per generate call."),
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Generation budget per answer."),
@@ -35,7 +36,7 @@ def eval_command(
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html (the table of this run)."),
 ) -> None:
     """Run the evaluation suite on one model: greedy and strict-k metrics per benchmark."""
-    from ..eval import EvalConfig, resolve_suite, run_suite, write_results
+    from ..eval import EvalConfig, resolve_attacker, resolve_suite, run_suite, write_results
     from ..eval.suite import results_table_md
     from ..models.defender import load_defender
 
@@ -45,15 +46,29 @@ def eval_command(
         names = ",".join([suite] + extra)
     try:
         resolved = resolve_suite(names)
+        sizes: dict[str, int] = {}
+        for spec in size:
+            name, _, val = spec.partition("=")
+            if name.strip() not in resolve_suite(name) or not val.strip().isdigit():
+                raise ValueError(f"--size expects NAME=N with a benchmark name, got {spec!r}")
+            sizes[name.strip()] = int(val)
         cfg = EvalConfig(
-            n=n, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens, strict_trials=strict_trials, attacker=attacker,
+            n=n, sizes=sizes, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens, strict_trials=strict_trials, attacker=attacker,
             pope_questions=pope_questions, pope_images=str(pope_images) if pope_images else None,
             vstar_file=str(vstar) if vstar else None, vstar_images=str(vstar_images) if vstar_images else None,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    if "heldout" in resolved:  # fail early, before loading the model
+        try:
+            cfg.attacker = resolve_attacker(attacker)
+        except (ValueError, OSError) as e:
+            raise typer.BadParameter(str(e), param_hint="--attacker") from None
     t0 = time.perf_counter()
-    defender = load_defender(model)
+    try:
+        defender = load_defender(model)
+    except OSError as e:  # missing folder, missing shipped weights, unknown hub id offline
+        raise typer.BadParameter(str(e), param_hint="--model") from None
     load_s = time.perf_counter() - t0
     with _progress_bar() as bar:
         task = bar.add_task(f"eval {model}", total=None)

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -452,8 +453,9 @@ class _FallbackRandomAttacker:
 
 
 def resolve_attacker(spec: Any):
-    """An object with ``propose``, a name registered in ``aot.attack.ATTACKERS``, or a path that
-    ``aot.attack.load_attacker`` accepts (when that exists)."""
+    """An object with ``propose``, a name registered in ``aot.attack.ATTACKERS``, a path that
+    ``aot.attack.load_attacker`` accepts (when that exists), or the folder of a saved
+    ``aot.attack.model.ModelAttacker`` (e.g. an attacker trained against the base defender)."""
     if hasattr(spec, "propose"):
         return spec
     try:
@@ -469,6 +471,10 @@ def resolve_attacker(spec: Any):
     loader = getattr(attack, "load_attacker", None)
     if loader is not None:
         return loader(spec)
+    if isinstance(spec, (str, Path)) and Path(spec).is_dir():  # a saved model attacker
+        from ..attack.model import ModelAttacker
+
+        return ModelAttacker.load(spec)
     raise ValueError(f"unknown attacker {spec!r}; choose from {', '.join(sorted(attack.ATTACKERS))} or pass an object with propose(batch)")
 
 

@@ -16,7 +16,7 @@ actually drawn (a failed item ends on its first wrong trial).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -97,8 +97,12 @@ class EvalConfig:
         return f"strict{self.strict_trials}"
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["attacker"] = self.attacker if isinstance(self.attacker, (str, type(None))) else getattr(self.attacker, "name", type(self.attacker).__name__)
+        """JSON-able settings (an attacker object is named, never copied)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["sizes"] = dict(self.sizes)
+        d["integrity"] = asdict(self.integrity)
+        a = self.attacker
+        d["attacker"] = a if isinstance(a, (str, type(None))) else str(getattr(a, "name", type(a).__name__))
         return d
 
 
