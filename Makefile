@@ -24,7 +24,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/aot demo --out runs/demo
 
+# the report test renders in headless Chromium (Debian's package)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 test: $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y chromium; }
 	$(BIN)/python -m pytest tests
 
 bench: $(STAMP)

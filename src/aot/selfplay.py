@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .attack import RandomAttacker
 from .attack.base import AttackItem
 from .attack.data import attack_items, heuristic_examples, sft_examples
 from .attack.model import ModelAttacker, init_attacker
@@ -68,6 +69,10 @@ class WarmupConfig:
 class CurriculumConfig:
     """What the frozen attacker's curriculum holds."""
 
+    source: str = "attacker"
+    """Who edits the curriculum: 'attacker' (AOT: the learned attacker), 'random' (the random
+    attacker: random-edit augmentation baseline) or 'clean' (no edits: clean-data ablation).
+    The baselines skip the attacker phases and keep everything else equal."""
     proposals: int = 256
     """Fresh items the attacker proposes edits for, per iteration."""
     size: int = 128
@@ -80,6 +85,8 @@ class CurriculumConfig:
     """Share of proposals made by earlier attackers when ``opponent_pool`` is on."""
 
     def __post_init__(self) -> None:
+        if self.source not in ("attacker", "random", "clean"):
+            raise ValueError(f"curriculum.source must be attacker, random or clean, got {self.source!r}")
         if self.proposals < 1 or self.size < 1:
             raise ValueError("curriculum proposals and size must be >= 1")
         if not 0 <= self.clean_replay <= 4 or not 0 <= self.pool_share <= 1:
@@ -129,6 +136,8 @@ class SelfPlayConfig:
     """Defender RL on the curriculum (paper: DAPO settings)."""
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     """Per-phase held-out measurements."""
+    save_defenders: bool = False
+    """Also keep the defender after every iteration in OUT/defenders/iterN (the study evaluates them)."""
     eval_suite: str = "all"
     """Benchmarks of the final evaluation ('' skips it)."""
     eval_n: int = 64
@@ -142,9 +151,10 @@ class SelfPlayConfig:
 
 
 def phases(cfg: SelfPlayConfig) -> list[str]:
-    names = ["sft", "cold_start", "warmup"]
+    learned = cfg.curriculum.source == "attacker"
+    names = ["sft", "cold_start", "warmup"] if learned else ["warmup"]
     for i in range(1, cfg.iterations + 1):
-        names += [f"iter{i}.attacker", f"iter{i}.curriculum", f"iter{i}.defender"]
+        names += ([f"iter{i}.attacker"] if learned else []) + [f"iter{i}.curriculum", f"iter{i}.defender"]
     return names + ["eval"]
 
 
@@ -215,10 +225,18 @@ def attacked_accuracy(defender: Defender, attacker: Any, items: list[AttackItem]
     return acc, ev
 
 
-def build_curriculum(attacker: ModelAttacker, defender: Defender, cfg: SelfPlayConfig, iteration: int, pool: list[ModelAttacker]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows {scene, question, program, effective, efficacy, source} for defender RL."""
+def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, iteration: int, pool: list[ModelAttacker]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows {scene, question, program, effective, efficacy, source} for defender RL.
+
+    ``attacker`` is the frozen learned attacker, a RandomAttacker (baseline) or None (clean)."""
     cc = cfg.curriculum
     items = attack_items(cc.proposals, CURRICULUM_BASE + 10 * cfg.seed + iteration)
+    if attacker is None:  # clean-data ablation: the same items, unedited
+        rows = [{"seed": it.seed, "scene": it.scene.to_dict(), "question": it.question.to_dict(), "program": "", "effective": False, "efficacy": 0.0, "source": "clean"} for it in items[: cc.size]]
+        n_clean = int(round(cc.size * cc.clean_replay))
+        for sc, q in simple_scenes(n_clean, REPLAY_BASE + 10 * cfg.seed + iteration):
+            rows.append({"seed": sc.seed, "scene": sc.to_dict(), "question": q.to_dict(), "program": "", "effective": False, "efficacy": 0.0, "source": "replay"})
+        return rows, {"curriculum/proposals": len(items), "curriculum/edited": 0, "curriculum/clean_replay": n_clean}
     n_pool = int(round(cc.proposals * cc.pool_share)) if cc.opponent_pool and pool else 0
     texts = attacker.propose(items[n_pool:])
     sources = ["current"] * (len(items) - n_pool)
@@ -403,9 +421,10 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             m |= {"monitor/attacker_success": ev["success_rate"], "monitor/attacker_integrity": ev["integrity_pass_rate"], "monitor/attacker_parse": ev["parse_rate"], "monitor/attacker_op_mix": ev["op_mix"]}
         elif phase.endswith(".curriculum"):
             it = int(phase[4:].split(".")[0])
-            assert attacker is not None
             pool = [ModelAttacker.load(p) for p in state["pool"][:-1]] if cfg.curriculum.opponent_pool else []
-            rows, stats = build_curriculum(attacker, defender, cfg, it, pool)
+            src = cfg.curriculum.source
+            editor = attacker if src == "attacker" else (RandomAttacker() if src == "random" else None)
+            rows, stats = build_curriculum(editor, defender, cfg, it, pool)
             path = out / "curricula" / f"iter{it}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
@@ -417,34 +436,61 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             items = curriculum_items(rows)
             m |= train_defender(defender, items, replace(cfg.defender_rl, seed=_phase_seed(cfg, k)))
             m |= monitor_defender()
+            if cfg.save_defenders:
+                defender.save(out / "defenders" / f"iter{it}")
             if attacker is not None:
                 acc, _ = attacked_accuracy(defender, attacker, mon["attack"])
                 m["monitor/attacked_acc"] = acc
         elif phase == "eval":
-            m |= final_eval(cfg, out, defender, log)
+            m |= final_eval(cfg, out, defender, log, state, attacker)
         record(phase, k, m, t0)
     summary = summarize_run(state)
     atomic_write_json(out / "metrics.json", summary)
     return summary
 
 
-def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable[[str], None]) -> dict[str, Any]:
-    """Run the evaluation suite on the base and final defenders; write results and the report."""
+def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable[[str], None], state: dict[str, Any] | None = None, attacker: Any = None) -> dict[str, Any]:
+    """The evaluation suite on the base and final defenders: OUT/eval/{base,final}/results.json
+    and table.md, and OUT/report.html (comparison table, per-iteration plots, attack gallery)."""
     if not cfg.eval_suite:
         return {}
-    try:
-        from .eval.suite import EvalConfig, run_suite, write_results  # type: ignore[attr-defined]
-    except ImportError:  # the evaluation suite is optional while it is being built
-        log("evaluation suite not available: skipping the final evaluation")
-        return {}
+    from .eval.core import EvalConfig
+    from .eval.suite import run_suite, write_results
+    from .report import attack_gallery, build_report, table_from_results
+
     ecfg = EvalConfig(n=cfg.eval_n, seed=cfg.seed % 100)
     base = load_defender(cfg.defender)
     results = {"base": run_suite(base, cfg.eval_suite, ecfg), "final": run_suite(defender, cfg.eval_suite, ecfg)}
-    (out / "eval").mkdir(exist_ok=True)
     for name, res in results.items():
         write_results(res, out / "eval" / name)
-    atomic_write_json(out / "eval" / "summary.json", {k: v.get("flat", {}) for k, v in results.items()})
-    return {f"eval/{arm}/{k}": v for arm, res in results.items() for k, v in res.get("flat", {}).items() if isinstance(v, (int, float))}
+    data: dict[str, Any] = {
+        "title": f"AOT run {out.name}",
+        "notes": f"Born defender vs the defender after {cfg.iterations} AOT iteration(s); greedy and strict-3 metrics on held-out world benchmarks ({cfg.eval_n} units each).",
+        "table": table_from_results({"base": [results["base"]], "final": [results["final"]]}),
+        "per_iteration": per_iteration(state["metrics"] if state else []),
+    }
+    try:
+        data["gallery"] = attack_gallery(base, defender, ecfg, attacker=attacker if attacker is not None else "heuristic")
+    except Exception as e:  # a gallery with no fooled examples must not sink the run
+        log(f"attack gallery skipped: {e}")
+    build_report(data, out / "report.html")
+    return {f"eval/{arm}/{k}": v for arm, res in results.items() for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))}
+
+
+def per_iteration(metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """Series for the report: iteration 0 is the warm-up, then one point per iteration."""
+    by = {m["phase"]: m for m in metrics}
+    iters = sorted({int(p[4:].split(".")[0]) for p in by if p.startswith("iter")})
+    defender_phases = ["warmup"] + [f"iter{i}.defender" for i in iters]
+    series = {}
+    for key, label in (("monitor/clean_simple_acc", "clean simple accuracy"), ("monitor/clean_complex_acc", "clean complex accuracy"), ("monitor/attacked_acc", "attacked accuracy")):
+        series[label] = [by.get(p, {}).get(key) for p in defender_phases]
+    out: dict[str, Any] = {"iterations": [0] + iters, "metrics": series}
+    att = [by.get(f"iter{i}.attacker", {}).get("monitor/attacker_success") for i in iters]
+    if any(v is not None for v in att):
+        out["attacker_success"] = [None] + att
+        out["op_mix"] = [{}] + [by.get(f"iter{i}.attacker", {}).get("monitor/attacker_op_mix") or {} for i in iters]
+    return out
 
 
 def summarize_run(state: dict[str, Any]) -> dict[str, Any]:

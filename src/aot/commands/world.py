@@ -1,4 +1,4 @@
-"""`aot world sample|bench` and the interim `aot demo`."""
+"""`aot world sample|bench`."""
 
 from __future__ import annotations
 
@@ -105,10 +105,3 @@ def bench(
         return
     for k, v in res.items():
         print(f"{k:32s} {v:.1f}" if isinstance(v, float) else f"{k:32s} {v}")
-
-
-def demo(out: Path = typer.Option(Path("runs/demo"), "--out", help="Output directory.")) -> None:
-    """Interim demo: sample simple and complex scenes with questions and write contact sheets."""
-    for regime in ("simple", "complex"):
-        sample(n=16, regime=regime, seed=0, out=out / regime, questions=4, grid=True)
-    console.print(f"demo written to {out} (simple/ and complex/, each with grid.png)")

@@ -1,0 +1,61 @@
+"""The self-play loop end to end at a micro budget, and resume after a simulated kill."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from aot.cli import main
+from aot.config import load_config
+from aot.models.defender import load_defender
+from aot.selfplay import SelfPlayConfig, phases, run_selfplay
+from aot.commands.train import resolve_config
+
+pytestmark = pytest.mark.slow
+
+
+def _cfg(**over):
+    return load_config(SelfPlayConfig, resolve_config("micro"), [f"{k}={v}" for k, v in over.items()])
+
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    code = main(["train", "--config", "micro", "--out", str(out), "--set", "iterations=2"])
+    assert code == 0
+    return out
+
+
+def test_every_phase_ran_and_defender_changed(full_run):
+    summary = json.loads((full_run / "metrics.json").read_text())
+    assert summary["phases"] == phases(_cfg(iterations=2))
+    lines = (full_run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(l)["phase"] for l in lines] == summary["phases"]
+    assert (full_run / "config.yaml").exists() and (full_run / "curricula" / "iter2.jsonl").exists()
+    ck = sorted((full_run / "checkpoints").iterdir())
+    assert len(ck) == 1 and ck[0].name.endswith("eval")
+    base, final = load_defender("base").model, load_defender(str(ck[0] / "defender")).model
+    delta = sum((a - b).abs().sum().item() for a, b in zip(base.parameters(), final.parameters()))
+    assert delta > 0
+    by_phase = {m["phase"]: m for m in summary["metrics"]}
+    assert by_phase["iter1.curriculum"]["curriculum/proposals"] == 8
+    assert "monitor/clean_simple_acc" in by_phase["iter2.defender"]
+
+
+def test_resume_after_kill_matches_uninterrupted(full_run, tmp_path):
+    out = tmp_path / "resumed"
+    cfg = _cfg(iterations=2)
+    run_selfplay(cfg, out, stop_after="iter2.attacker", log=lambda s: None)
+    state_phases = json.loads(next((out / "checkpoints").iterdir()).joinpath("state.json").read_text())["done"]
+    assert state_phases[-1] == "iter2.attacker"
+    resumed = run_selfplay(cfg, out, resume=True, log=lambda s: None)
+    full = json.loads((full_run / "metrics.json").read_text())
+    strip = lambda s: [{k: v for k, v in m.items() if not k.startswith("time/")} for m in s["metrics"]]
+    assert strip(resumed) == strip(full)
+
+
+def test_resume_refuses_a_changed_config(full_run, tmp_path):
+    with pytest.raises(ValueError, match="another config"):
+        run_selfplay(_cfg(iterations=2, seed=5), full_run, resume=True, log=lambda s: None)
