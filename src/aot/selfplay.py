@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -319,8 +320,10 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def _phase_seed(cfg: SelfPlayConfig, k: int) -> int:
-    return cfg.seed * 1000 + k
+def _phase_seed(cfg: SelfPlayConfig, phase: str) -> int:
+    """Seed of a phase from its *name*, so a phase gets the same seed in every arm of a study
+    (the warm-up of the AOT run and of the clean-data baseline are the same computation)."""
+    return (cfg.seed * 1_000_003 + zlib.crc32(phase.encode())) % (2**31)
 
 
 def _jsonable(v: Any) -> Any:
@@ -385,7 +388,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             log(f"stopping after {stop_after} (as asked)")
             break
         t0 = time.perf_counter()
-        torch.manual_seed(_phase_seed(cfg, k))
+        torch.manual_seed(_phase_seed(cfg, phase))
         m: dict[str, Any] = {}
         if phase == "sft":
             sft_dir = Path(cfg.sft_data) if cfg.sft_data else out / "sft"
@@ -396,23 +399,25 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
                 m["sft/records"] = manifest.get("records", manifest.get("counts", {}).get("records"))
             state["sft_dir"] = str(sft_dir)
         elif phase == "cold_start":
-            attacker = init_attacker(base_defender_path, _phase_seed(cfg, k))
+            attacker = init_attacker(base_defender_path, _phase_seed(cfg, phase))
             examples = sft_examples(state["sft_dir"], min_examples=cfg.attacker_sft_min_examples)
             m["attacker/sft_examples"] = len(examples)
             if len(examples) < cfg.attacker_sft_min_examples:
                 extra = heuristic_examples(cfg.attacker_sft_min_examples - len(examples), COLD_START_BASE + cfg.seed)
                 m["attacker/sft_heuristic_examples"] = len(extra)
                 examples += extra
-            m |= cold_start(attacker, examples, replace(cfg.attacker_sft, seed=_phase_seed(cfg, k)))
+            m |= cold_start(attacker, examples, replace(cfg.attacker_sft, seed=_phase_seed(cfg, phase)))
         elif phase == "warmup":
             items = clean_items(cfg.warmup.items, WARMUP_BASE + cfg.seed)
-            m |= train_defender(defender, items, replace(cfg.warmup.rl, seed=_phase_seed(cfg, k)))
+            m |= train_defender(defender, items, replace(cfg.warmup.rl, seed=_phase_seed(cfg, phase)))
             m |= monitor_defender()
+            if cfg.save_defenders:
+                defender.save(out / "defenders" / "warmup")
         elif phase.endswith(".attacker"):
             it = int(phase[4:].split(".")[0])
             assert attacker is not None
             items = attack_items(cfg.attacker_items, ATTACKER_BASE + 10 * cfg.seed + it)
-            acfg = replace(cfg.attacker, rl=replace(cfg.attacker.rl, seed=_phase_seed(cfg, k)))
+            acfg = replace(cfg.attacker, rl=replace(cfg.attacker.rl, seed=_phase_seed(cfg, phase)))
             m |= train_attacker(attacker, defender, items, acfg)
             pool_dir = out / "attackers" / f"iter{it}"
             attacker.save(pool_dir)
@@ -434,7 +439,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             it = int(phase[4:].split(".")[0])
             rows = [json.loads(line) for line in Path(state["curriculum"][str(it)]).read_text().splitlines()]
             items = curriculum_items(rows)
-            m |= train_defender(defender, items, replace(cfg.defender_rl, seed=_phase_seed(cfg, k)))
+            m |= train_defender(defender, items, replace(cfg.defender_rl, seed=_phase_seed(cfg, phase)))
             m |= monitor_defender()
             if cfg.save_defenders:
                 defender.save(out / "defenders" / f"iter{it}")

@@ -14,69 +14,16 @@ from ..models.defender import to_pil
 from ..rewards import completion_text
 from ..rl.grpo import RLConfig, make_trainer
 from .base import AttackItem
-from .model import ModelAttacker, item_conversation
+from ..sft import SFTConfig, sft_vlm
+from .model import ModelAttacker, item_conversation, item_prompt
 from .scoring import ScoringConfig, Scored, clean_correctness, score_programs, summarize
 
 
-@dataclass
-class SFTConfig:
-    """Cold-start supervised fine-tuning of the attacker on (item, effective program) pairs."""
-
-    learning_rate: float = 5e-4
-    """AdamW learning rate."""
-    epochs: float = 3.0
-    """Passes over the examples."""
-    batch_size: int = 16
-    """Examples per step."""
-    max_steps: int = -1
-    """Stop after this many steps (-1: run the epochs)."""
-    seed: int = 0
-    """Seed of data order."""
-
-    def __post_init__(self) -> None:
-        if self.learning_rate <= 0 or self.batch_size < 1 or self.epochs <= 0:
-            raise ValueError("learning_rate, batch_size and epochs must be positive")
-
-
 def cold_start(attacker: ModelAttacker, examples: Sequence[tuple[AttackItem, str]], cfg: SFTConfig) -> dict[str, Any]:
-    """SFT with TRL's SFTTrainer (prompt/completion, loss on the completion only)."""
-    from datasets import Dataset
-    from transformers.trainer_callback import PrinterCallback
-    from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
-
+    """The attacker's cold start: SFT on (item, effective program) pairs (TRL SFTTrainer)."""
     if not examples:
         raise ValueError("cold start needs at least one (item, program) example; the AOT-SFT build had no effective edits")
-    t0 = time.perf_counter()
-    ds = Dataset.from_dict(
-        {
-            "prompt": [item_conversation(it) for it, _ in examples],
-            "completion": [[{"role": "assistant", "content": [{"type": "text", "text": prog}]}] for _, prog in examples],
-            "images": [[to_pil(it.image)] for it, _ in examples],
-        }
-    )
-    import torch
-
-    with tempfile.TemporaryDirectory(prefix="aot-sft-") as tmp:
-        args = TRLSFTConfig(
-            output_dir=tmp, use_cpu=not torch.cuda.is_available(), per_device_train_batch_size=cfg.batch_size,
-            num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, report_to=[],
-            save_strategy="no", logging_steps=5, disable_tqdm=True, max_length=None, seed=cfg.seed, data_seed=cfg.seed,
-            bf16=False, fp16=False, dataloader_num_workers=0,
-        )
-        tr = SFTTrainer(model=attacker.model, processing_class=attacker.vlm.processor, args=args, train_dataset=ds)
-        tr.remove_callback(PrinterCallback)
-        tr.train()
-        attacker.vlm.model = tr.model
-        losses = [h["loss"] for h in tr.state.log_history if "loss" in h]
-    attacker.vlm.model.eval()
-    return {
-        "attacker/sft_examples": len(examples),
-        "attacker/sft_steps": int(tr.state.global_step),
-        "attacker/sft_loss_first": float(losses[0]) if losses else float("nan"),
-        "attacker/sft_loss_last": float(losses[-1]) if losses else float("nan"),
-        "time/attacker_sft_s": time.perf_counter() - t0,
-    }
+    return sft_vlm(attacker.vlm, [(it.image, item_prompt(it), prog) for it, prog in examples], cfg, prefix="attacker")
 
 
 class AttackerReward:
