@@ -24,6 +24,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from .commands import attacker as attacker_cmd
+    from .commands import bench as bench_cmd
     from .commands import data as data_cmd
     from .commands import defender as defender_cmd
     from .commands import eval as eval_cmd
@@ -34,6 +35,7 @@ def _register() -> None:
     app.add_typer(defender_cmd.app, name="defender", help="Evaluate and train the vision-language defender.")
     app.add_typer(attacker_cmd.app, name="attacker", help="Train and evaluate the edit-proposing attacker.")
     app.command("pretrain", help="Train the born defender on simple scenes (reproduces the shipped weights).")(defender_cmd.pretrain)
+    app.add_typer(bench_cmd.app, name="bench", help="Throughput benchmarks (figures for the README).")
     app.add_typer(data_cmd.app, name="data", help="Export, show and verify AOT-SFT datasets.")
     app.command("build-sft", help="Build the AOT-SFT adversarial dataset (sharded parquet, resumable, Ray).")(data_cmd.build_sft)
     app.command("train", help="Run the AOT self-play loop from a config (resumable).")(train_cmd.train)

@@ -7,6 +7,7 @@ builds a ``DynamicSamplingGRPOTrainer`` from it for any model + processor pair.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -96,9 +97,20 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         self._last_rewards_per_func: torch.Tensor | None = None
         self.ds_kept = 0
         self.ds_dropped = 0
+        self.generate_seconds = 0.0  # time in rollout generation
+        self.reward_seconds = 0.0  # time in reward functions (the attacker's includes defender calls)
+
+    def _generate(self, prompts):  # type: ignore[override]
+        t = time.perf_counter()
+        try:
+            return super()._generate(prompts)
+        finally:
+            self.generate_seconds += time.perf_counter() - t
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
+        t = time.perf_counter()
         rpf = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self.reward_seconds += time.perf_counter() - t
         self._last_rewards_per_func = rpf  # (N_global, n_funcs), gathered over processes
         return rpf
 

@@ -1,0 +1,58 @@
+"""Benchmarks that print figures (not timed tests): defender evaluation throughput and GRPO speed."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def eval_throughput(model: str = "base", n: int = 256, batch_size: int = 64, repeats: int = 3, regime: str = "simple") -> dict[str, Any]:
+    """Greedy questions/s, batched (median over repeats), and unbatched for the ratio."""
+    from .models.defender import load_defender
+    from .models.prompt import format_prompt
+    from .selfplay import clean_items
+
+    d = load_defender(model)
+    items = clean_items(n, 890, regime)  # bases below 900: no evaluation seed is touched
+    imgs, prompts = [it.image for it in items], [format_prompt(it.question) for it in items]
+    d.generate(imgs[:8], prompts[:8], batch_size=8)  # warm-up
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        d.generate(imgs, prompts, batch_size=batch_size)
+        rates.append(n / (time.perf_counter() - t))
+    m = min(32, n)
+    t = time.perf_counter()
+    d.generate(imgs[:m], prompts[:m], batch_size=1)
+    single = m / (time.perf_counter() - t)
+    med = statistics.median(rates)
+    return {"model": model, "regime": regime, "n": n, "batch_size": batch_size, "threads": torch.get_num_threads(),
+            "greedy_questions_per_s": med, "unbatched_questions_per_s": single, "batching_speedup": med / single}
+
+
+def grpo_speed(model: str = "base", steps: int = 5, prompts_per_step: int = 8, num_generations: int = 5, max_completion_length: int = 16) -> dict[str, Any]:
+    """Defender GRPO steps/s with the paper's settings, and the share of a step spent generating."""
+    from .models.defender import load_defender
+    from .rewards import defender_reward
+    from .rl.defender import to_dataset
+    from .rl.grpo import RLConfig, make_trainer
+    from .selfplay import clean_items
+
+    d = load_defender(model)
+    cfg = RLConfig(learning_rate=1e-5, max_steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
+                   max_completion_length=max_completion_length, dynamic_sampling=False)
+    ds = to_dataset(clean_items(steps * prompts_per_step, 891, "complex"))
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tr = make_trainer(d.model, d.processor, ds, [defender_reward], cfg, tmp, progress=False)
+        t = time.perf_counter()
+        tr.train()
+        total = time.perf_counter() - t
+    return {"model": model, "steps": steps, "prompts_per_step": prompts_per_step, "num_generations": num_generations,
+            "seconds": total, "steps_per_s": steps / total, "rollouts_per_s": steps * prompts_per_step * num_generations / total,
+            "generation_share": tr.generate_seconds / total, "reward_share": tr.reward_seconds / total}

@@ -1,0 +1,45 @@
+"""`aot bench eval|grpo`: figures for the README (medians, ratios), not timed tests."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _print(res: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(res, indent=2))
+        return
+    for k, v in res.items():
+        print(f"{k:26s} {v:.3f}" if isinstance(v, float) else f"{k:26s} {v}")
+
+
+@app.command("eval")
+def bench_eval(
+    model: str = typer.Option("base", "--model", help="base | PATH | HF-ID | tiny name."),
+    n: int = typer.Option(256, "--n", min=8, help="Questions per timed run."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Prompts per generate call."),
+    regime: str = typer.Option("simple", "--regime", help="simple or complex."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Greedy evaluation throughput, batched vs one at a time."""
+    from ..bench import eval_throughput
+
+    _print(eval_throughput(model, n, batch_size, regime=regime), as_json)
+
+
+@app.command("grpo")
+def bench_grpo(
+    model: str = typer.Option("base", "--model", help="base | PATH | HF-ID | tiny name."),
+    steps: int = typer.Option(5, "--steps", min=1, help="GRPO steps to time."),
+    prompts: int = typer.Option(8, "--prompts", min=1, help="Prompts per step."),
+    generations: int = typer.Option(5, "--generations", min=2, help="Rollouts per prompt (paper: 5)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Defender GRPO steps/s (paper settings) and the share of a step spent in generation."""
+    from ..bench import grpo_speed
+
+    _print(grpo_speed(model, steps, prompts, generations), as_json)
