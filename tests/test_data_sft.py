@@ -61,7 +61,7 @@ def test_records_have_the_issue_fields_and_are_consistent(ref):
         assert len(r["defender_clean"]) == 1 and len(r["defender_edited"]) == 3  # greedy; greedy + 2 sampled
         assert r["clean_correct"] and r["defender_clean_choice"] == [r["answer"]]  # edits only where the defender was right
         assert r["integrity_passed"] and {s["id"] for s in r["integrity_ssim"]} == {t["id"] for t in r["targets"]}
-        assert r["effective"] == (r["edited_wrong"] >= 2)
+        assert r["effective"] == (r["defender_edited_choice"][0] != r["answer"] and r["edited_wrong"] >= 2)
 
 
 def test_manifest_reports_rates_reasons_and_balance(ref):
@@ -81,12 +81,11 @@ def test_manifest_reports_rates_reasons_and_balance(ref):
     assert verify(out) == []
 
 
-def test_shard_is_a_function_of_seed_and_index_only():
+def test_shard_is_a_function_of_config_index_and_size():
     cfg = SFTBuildConfig(**{**CFG, "chunk": 8})
-    att = make_attacker("random")
-    a, _ = build_shard(cfg, 2, 5, ScriptedAnswerer(), att, "h")
-    b, _ = build_shard(cfg, 2, 8, ScriptedAnswerer(), att, "h")
-    assert a == b[:5]  # a short shard is a prefix of a full one
+    a, sa = build_shard(cfg, 2, 8, ScriptedAnswerer(), make_attacker("random"), "h")
+    b, sb = build_shard(cfg, 2, 8, ScriptedAnswerer(), make_attacker("random"), "h")
+    assert a == b and sa == sb and len(a) == 8
     assert all(r["id"].startswith("aot-sft-0-00002-") for r in a)
 
 

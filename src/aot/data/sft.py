@@ -15,16 +15,19 @@ start; it can also serve defender SFT). One source scene, top to bottom:
    - the integrity verdict (``aot.integrity.check``) must pass;
 5. the defender answers each surviving edited question ``k`` times: once greedily, ``k - 1``
    times sampled at ``temperature`` (the paper's rollout temperature, 1.0). The edit is
-   **effective** when at least ``min_wrong`` of the k answers are wrong (default 2 of 3: the
-   flip holds for most of the defender's answer distribution, not one unlucky sample);
-   otherwise it is *useless*;
+   **effective** when the greedy answer flips (right on the clean image, wrong on the edited
+   one: the paper's evaluation decoding) *and* at least ``min_wrong`` of the k answers are wrong
+   (default 2 of 3: the flip holds for most of the answer distribution, not one unlucky
+   decode); otherwise it is *useless*. An edit whose greedy answer stays right cannot be
+   effective, so it is sampled only when it is kept as a useless pair;
 6. kept: every effective pair; a useless pair with probability ``keep_useless``; the scene's
    clean pair (edited image = clean image, no program) with probability ``keep_clean``.
 
-A shard is a deterministic function of (config, shard index): scene ``j`` of shard ``s`` uses
+A shard is a deterministic function of (config, shard index, shard size): scene ``j`` of shard ``s`` uses
 scene index ``s * SCENES_PER_SHARD + j``; scenes are processed in chunks of ``chunk`` (the
-defender's batch), the torch sampling seed of each call is derived from (seed, shard, chunk),
-and records are kept in scene order until the shard holds its share of ``n``. So any number of
+defender's batch; smaller near the end of a shard, sized from the shard's own yield so far), the
+torch sampling seed of each call is derived from (seed, shard, chunk), and records are kept in
+scene order until the shard holds its share of ``n``. So any number of
 workers writes the same bytes as one process.
 """
 
@@ -65,6 +68,8 @@ SCENE_STAGES: tuple[str, ...] = ("question", "extension")
 """Where a source scene can be rejected."""
 EDIT_STAGES: tuple[str, ...] = ("parse", "apply", "box", "description", "integrity")
 """Where a proposed edit can be rejected, in pipeline order."""
+MIN_CHUNK = 16
+"""Smallest chunk of scenes once a shard is nearly full (keeps the defender's batches useful)."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +106,7 @@ class SFTBuildConfig:
     max_new_tokens: int = 12
     """Longest defender answer, in tokens."""
     min_wrong: int = 2
-    """Edited answers (out of k) that must be wrong for an effective edit."""
+    """Edited answers (out of k) that must be wrong for an effective edit (the greedy one too)."""
     keep_useless: float = 0.25
     """Probability of keeping a useless pair (integrity passed, not effective)."""
     keep_clean: float = 0.1
@@ -359,19 +364,24 @@ def _bump(d: dict, key: str, effective: bool) -> None:
     c["effective"] += int(effective)
 
 
-def _answer_edits(cfg: SFTBuildConfig, answerer: Answerer, eds: list[tuple[Source, Edit]], seed: int) -> None:
-    """k answers per edited image: one greedy call, then one sampled call for the other k - 1."""
+def _answer_edits(cfg: SFTBuildConfig, answerer: Answerer, eds: list[tuple[Source, Edit]], seed: int) -> int:
+    """The greedy answer on every edited image, then k - 1 sampled answers where they matter: the
+    greedy answer flipped (an effectiveness test) or the edit is kept as useless anyway. Edits
+    whose greedy answer stays right and which are not kept are decided without sampling.
+    Returns the number of sequences generated."""
     if not eds:
-        return
-    imgs = [ed.result.image for _, ed in eds]
-    qs = [src.question for src, _ in eds]
-    greedy = answerer(imgs, qs, 1, seed, 0.0)
-    if cfg.k > 1 and cfg.temperature > 0:
-        sampled = answerer(imgs, qs, cfg.k - 1, seed, cfg.temperature)
+        return 0
+    greedy = answerer([ed.result.image for _, ed in eds], [src.question for src, _ in eds], 1, seed, 0.0)
+    for (src, ed), g in zip(eds, greedy, strict=True):
+        ed.answers = [g[0]]
+    need = [(src, ed) for src, ed in eds if cfg.k > 1 and (_choices(ed.answers, src.question)[0] != src.question.answer or ed.keep_useless)]
+    if cfg.temperature > 0 and need:
+        sampled = answerer([ed.result.image for _, ed in need], [src.question for src, _ in need], cfg.k - 1, seed, cfg.temperature)
     else:
-        sampled = [g * (cfg.k - 1) for g in greedy]
-    for (_, ed), g, smp in zip(eds, greedy, sampled, strict=True):
-        ed.answers = [g[0], *smp]
+        sampled = [ed.answers * (cfg.k - 1) for _, ed in need]  # greedy throughout: the answers repeat
+    for (_, ed), smp in zip(need, sampled, strict=True):
+        ed.answers = ed.answers + list(smp)
+    return len(eds) + (len(need) * (cfg.k - 1) if cfg.temperature > 0 else 0)
 
 
 def build_shard(
@@ -392,7 +402,11 @@ def build_shard(
         if j0 >= SCENES_PER_SHARD:
             st["exhausted"] = True
             break
-        srcs = [prepare(cfg, shard, j) for j in range(j0, min(j0 + cfg.chunk, SCENES_PER_SHARD))]
+        n_scenes = cfg.chunk
+        if rows:  # near the end of the shard, size the chunk to what is still missing (+25%)
+            per_scene = len(rows) / st["scenes"]["sampled"]
+            n_scenes = max(min(cfg.chunk, MIN_CHUNK), min(cfg.chunk, math.ceil((size - len(rows)) / per_scene * 1.25)))
+        srcs = [prepare(cfg, shard, j) for j in range(j0, min(j0 + n_scenes, SCENES_PER_SHARD))]
         st["scenes"]["sampled"] += len(srcs)
         for src in srcs:
             if src.stage is not None:
@@ -430,14 +444,14 @@ def build_shard(
                     st["rejected"][ed.stage] += 1
                     reasons[ed.stage].update({_reason_key(r) for r in ed.reasons})
         # 5. k answers per surviving edit
-        _answer_edits(cfg, answerer, survivors, derive_seed(cfg.seed, shard, chunk_i, 2))
-        st["sequences"]["edited"] += len(survivors) * (cfg.k if cfg.temperature > 0 else 1)
+        st["sequences"]["edited"] += _answer_edits(cfg, answerer, survivors, derive_seed(cfg.seed, shard, chunk_i, 2))
         # 6. keep
         for src in alive:
             for ed in src.edits:
                 if ed.stage is not None:
                     continue
-                effective = sum(x != src.question.answer for x in _choices(ed.answers, src.question)) >= cfg.min_wrong
+                choices = _choices(ed.answers, src.question)
+                effective = choices[0] != src.question.answer and sum(x != src.question.answer for x in choices) >= cfg.min_wrong
                 st["edits"]["evaluated"] += 1
                 st["edits"]["effective"] += effective
                 for op in sorted({op.name for op in ed.program}):
@@ -449,7 +463,7 @@ def build_shard(
                     rows.append(_record(cfg, cfg_hash, shard, src, ed, "useless", attacker.name))
             if src.keep_clean:
                 rows.append(_record(cfg, cfg_hash, shard, src, None, "clean", attacker.name))
-        j0 += cfg.chunk
+        j0 += len(srcs)
         chunk_i += 1
         if progress is not None:
             progress(min(len(rows), size) - done)
