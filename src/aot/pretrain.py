@@ -1,0 +1,356 @@
+"""Pretraining of the born defender on simple-regime scenes (``aot pretrain``).
+
+The loop, top to bottom (``pretrain(cfg)``):
+  1. build the tiny model (registry) with the world tokenizer;
+  2. each step draws fresh simple scenes (seeds from ``TRAIN_SEEDS``) and one question per
+     scene, all kinds, and trains with two losses:
+       - the answer: next-token cross-entropy on the completion ``' right \\boxed{B}<|im_end|>'``
+         (the option's word first, then its letter: reading the scene and copying the letter
+         are separate, each easy, steps);
+       - dense visual labels (the lever that makes the cross-modal part learn): every visual
+         token the language model receives (the output of the merger/projector) is trained to
+         say what object's centre lies in its cell (colour, shape, material, size, using the
+         language model's own word embeddings as classifier weights, so visual tokens land
+         next to the words that name them) and where that centre is (8 x 8 grid);
+  3. evaluates greedily on held-out seeds (``EVAL_SEEDS``) every ``eval_every`` steps;
+  4. saves atomically (``Defender.save``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models.defender import Defender
+from .models.evaluation import EVAL_SEEDS, TRAIN_SEEDS, eval_items, evaluate_defender, question_for
+from .models.prompt import format_prompt
+from .models.registry import TINY_MODELS, build_tiny
+from .models.tokenizer import EOS, answer_completion
+from .world import COLORS, MATERIALS, SHAPES, SIZES, QUESTION_KINDS, render, sample_question, sample_scene
+from .world.render import object_alpha
+from .world.types import Scene
+
+
+COLOR_LIST = list(COLORS)
+SIZE_LIST = list(SIZES)
+POS_BINS = 8
+
+
+@dataclass
+class PretrainConfig:
+    """Settings of the born defender's pretraining."""
+
+    out: str = "runs/pretrain"
+    """Directory of the final model (written atomically)."""
+    model: str = "tiny-qwen2.5-vl"
+    """Built-in tiny model to train (see ``aot.models.TINY_MODELS``)."""
+    steps: int = 6000
+    """Optimiser steps."""
+    batch_size: int = 32
+    """Questions per step (one question per scene)."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate (linear warm-up, cosine decay to 5%)."""
+    warmup: int = 200
+    """Warm-up steps."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    aux_weight: float = 1.0
+    """Weight of the dense visual-label loss."""
+    aux_until: float = 1.0
+    """Fraction of the steps during which the dense loss is applied."""
+    vision_steps: int = 0
+    """Stage 1: steps of dense-label training of the vision tower and connector alone (no
+    language model forward: several times cheaper per image than a question step)."""
+    vision_batch_size: int = 64
+    """Images per stage-1 step."""
+    vision_lr: float = 2e-3
+    """Peak learning rate of stage 1."""
+    seed: int = 0
+    """Seeds the model init and the scene stream."""
+    eval_every: int = 500
+    """Steps between held-out evaluations (0: only at the end)."""
+    eval_n: int = 256
+    """Held-out questions per intermediate evaluation."""
+    threads: int = 2
+    """torch CPU threads."""
+    time_budget_min: float = 0.0
+    """Stop (and save) after this many minutes; 0 means no limit."""
+    progress: bool = True
+    """Show a rich progress bar."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes saved with the run."""
+
+    def __post_init__(self) -> None:
+        if self.model not in TINY_MODELS:
+            raise ValueError(f"pretrain: unknown model {self.model!r}; choose from {sorted(TINY_MODELS)}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("pretrain: steps and batch_size must be >= 1")
+        if not 0.0 <= self.aux_until <= 1.0:
+            raise ValueError("pretrain: aux_until is a fraction in [0, 1]")
+
+
+# --- data ---------------------------------------------------------------------------------
+@dataclass
+class Example:
+    image: np.ndarray
+    prompt: str
+    completion: str
+    kind: str
+    scene: Scene
+
+
+def make_example(seed: int, kind: str | None = None, regime: str = "simple") -> Example | None:
+    """The training example of a scene seed (the same draw as evaluation's ``question_for``)."""
+    it = question_for(seed, regime, kind)
+    if it is None:
+        return None
+    q = it.question
+    return Example(it.image, format_prompt(q), answer_completion(q.answer_text, q.answer), q.kind, it.scene)
+
+
+def dense_labels(scene: Scene, grid: int) -> np.ndarray:
+    """(grid*grid, 6) int64 per visual cell, row-major: colour, shape, material, size, x bin,
+    y bin of the object whose centre lies in the cell (drawn last wins), -1 where none."""
+    lab = -np.ones((grid * grid, 6), np.int64)
+    cell = scene.width / grid
+    for o in sorted(scene.objects, key=lambda o: (o.depth, o.id)):
+        cx, cy = min(int(o.x // cell), grid - 1), min(int(o.y // cell), grid - 1)
+        lab[cy * grid + cx] = (
+            COLOR_LIST.index(o.color), SHAPES.index(o.shape), MATERIALS.index(o.material), SIZE_LIST.index(o.size),
+            min(int(o.x * POS_BINS / scene.width), POS_BINS - 1), min(int(o.y * POS_BINS / scene.height), POS_BINS - 1),
+        )
+    return lab
+
+
+class VisualTap:
+    """Captures the visual tokens handed to the language model, as (images, tokens, dim)."""
+
+    def __init__(self, model, arch: str):
+        self.arch, self.feats = arch, None
+        inner = model.model
+        if arch == "qwen2_5_vl":
+            self.grid = None
+            inner.visual.register_forward_hook(self._qwen)
+        elif arch == "llava":
+            inner.multi_modal_projector.register_forward_hook(self._plain)
+        elif arch == "idefics3":
+            inner.connector.register_forward_hook(self._plain)
+        else:
+            raise ValueError(arch)
+
+    def _qwen(self, mod, args, out):
+        self.feats = out.pooler_output
+
+    def _plain(self, mod, args, out):
+        self.feats = out
+
+    def take(self, n_images: int) -> torch.Tensor:
+        f = self.feats
+        self.feats = None
+        return f.reshape(n_images, -1, f.shape[-1])
+
+
+class DenseHeads(torch.nn.Module):
+    """Classifiers over visual tokens; the attribute heads use the LM's word embeddings."""
+
+    def __init__(self, dim: int, word_ids: list[torch.Tensor]):
+        super().__init__()
+        self.word_ids = word_ids  # colour, shape, material, size word ids
+        self.bias = torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(len(w))) for w in word_ids])
+        self.scale = torch.nn.Parameter(torch.full((len(word_ids),), 10.0))
+        self.present = torch.nn.Linear(dim, 1)
+        self.pos = torch.nn.Linear(dim, 2 * POS_BINS)
+
+    def forward(self, feats: torch.Tensor, emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        # feats (N, T, D), labels (N, T, 6)
+        f = feats.reshape(-1, feats.shape[-1])
+        lab = labels.reshape(-1, labels.shape[-1])
+        has = lab[:, 0] >= 0
+        loss = F.binary_cross_entropy_with_logits(self.present(f).squeeze(-1), has.float())
+        stats = {}
+        if has.any():
+            fo, lo = f[has], lab[has]
+            fn = F.normalize(fo, dim=-1)
+            for i, ids in enumerate(self.word_ids):
+                w = F.normalize(emb[ids], dim=-1)
+                logits = self.scale[i] * fn @ w.T + self.bias[i]
+                loss = loss + F.cross_entropy(logits, lo[:, i])
+                stats[f"aux/acc_{('color', 'shape', 'material', 'size')[i]}"] = float((logits.argmax(-1) == lo[:, i]).float().mean())
+            p = self.pos(fo)
+            loss = loss + F.cross_entropy(p[:, :POS_BINS], lo[:, 4]) + F.cross_entropy(p[:, POS_BINS:], lo[:, 5])
+            stats["aux/acc_x"] = float((p[:, :POS_BINS].argmax(-1) == lo[:, 4]).float().mean())
+        return loss, stats
+
+
+def collate(defender: Defender, examples: list[Example], n_comp: list[int]) -> dict[str, torch.Tensor]:
+    texts = [defender.chat_text(e.prompt) + e.completion + EOS for e in examples]
+    from .models.defender import to_pil
+
+    batch = defender.processor(images=[to_pil(e.image) for e in examples], text=texts, padding=True, return_tensors="pt")
+    labels = torch.full_like(batch["input_ids"], -100)
+    L = labels.shape[1]
+    for i, n in enumerate(n_comp):  # left padding: the completion is the last n tokens
+        labels[i, L - n :] = batch["input_ids"][i, L - n :]
+    batch["labels"] = labels
+    return dict(batch)
+
+
+# --- evaluation ---------------------------------------------------------------------------
+def quick_eval(defender: Defender, items) -> dict[str, float]:
+    """Greedy held-out accuracy, overall and per kind (no sampling)."""
+    r = evaluate_defender(defender, items=items, strict_k=0, batch_size=128)
+    return {"eval/acc": r["accuracy"]} | {f"eval/acc_{k}": v for k, v in r["accuracy_by_kind"].items()} | {"eval/format": r["format_rate"]}
+
+
+# --- the loop -----------------------------------------------------------------------------
+def image_inputs(processor, images: list[np.ndarray]) -> dict[str, torch.Tensor]:
+    """The image half of the processor's output (what ``get_image_features`` takes)."""
+    from .models.defender import to_pil
+
+    out = processor.image_processor(images=[to_pil(im) for im in images], return_tensors="pt")
+    return {k: v for k, v in out.items() if k in ("pixel_values", "image_grid_thw", "pixel_attention_mask")}
+
+
+def vision_stage(cfg: PretrainConfig, model, processor, tap: VisualTap, heads: DenseHeads, grid: int, rng: np.random.Generator, log) -> list[dict[str, Any]]:
+    """Stage 1: the vision tower and connector learn the dense labels, the language model
+    only lends its word embeddings (as the attribute classifiers)."""
+    emb = model.get_input_embeddings()
+    params = [p for n, p in model.named_parameters() if "language_model" not in n and "lm_head" not in n and p is not emb.weight]
+    params += list(heads.parameters()) + [emb.weight]
+    opt = torch.optim.AdamW(params, lr=cfg.vision_lr, betas=(0.9, 0.98), weight_decay=0.0)
+    curve = []
+    running: dict[str, float] = {}
+    t0 = time.time()
+    for step in range(cfg.vision_steps):
+        scenes = [sample_scene(int(rng.integers(*TRAIN_SEEDS)), "simple") for _ in range(cfg.vision_batch_size)]
+        warm = min(1.0, (step + 1) / cfg.warmup)
+        t = step / max(1, cfg.vision_steps)
+        for g in opt.param_groups:
+            g["lr"] = cfg.vision_lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+        model.get_image_features(**image_inputs(processor, [render(s) for s in scenes]))
+        feats = tap.take(len(scenes))
+        dl = torch.from_numpy(np.stack([dense_labels(s, grid) for s in scenes]))
+        loss, stats = heads(feats, emb.weight, dl)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        for k, v in (stats | {"loss/aux": float(loss.detach())}).items():
+            running[k] = 0.95 * running.get(k, v) + 0.05 * v
+        if (step + 1) % 100 == 0 or step == cfg.vision_steps - 1:
+            row = {"stage": "vision", "step": step + 1, "minutes": round((time.time() - t0) / 60, 2)} | {k: round(v, 4) for k, v in running.items()}
+            curve.append(row)
+            log(row)
+    return curve
+
+
+def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
+    """Train the born defender; returns the final metrics and the learning curve."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    spec = TINY_MODELS[cfg.model]
+    model, proc = build_tiny(cfg.model, seed=cfg.seed)
+    d = Defender(model, proc, spec.arch)
+    tok = d.tokenizer
+    tap = VisualTap(model, spec.arch)
+    word_ids = [
+        torch.tensor([tok.convert_tokens_to_ids("Ġ" + w) for w in vals])
+        for vals in (COLOR_LIST, list(SHAPES), list(MATERIALS), SIZE_LIST)
+    ]
+    heads = DenseHeads(spec.text_hidden, word_ids)
+    grid = (spec.image_size // spec.patch_size) // (spec.merge if spec.arch != "llava" else 1)
+    emb = model.get_input_embeddings()
+    params = list(model.parameters()) + list(heads.parameters())
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup:
+            return cfg.lr * (step + 1) / cfg.warmup
+        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+    evalset = eval_items(cfg.eval_n, "simple", seed=90)  # eval seed 90: apart from the CLI's default 0
+    rng = np.random.default_rng(cfg.seed)
+    comp_len: dict[str, int] = {}
+    curve: list[dict[str, Any]] = []
+
+    def log(row: dict[str, Any]) -> None:
+        print(json.dumps(row), flush=True)
+
+    if cfg.vision_steps:
+        model.train()
+        curve += vision_stage(cfg, model, proc, tap, heads, grid, rng, log)
+    t0 = time.time()
+    model.train()
+    progress = None
+    if cfg.progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("pretrain"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"))
+        progress.start()
+        task = progress.add_task("pretrain", total=cfg.steps, info="")
+    running: dict[str, float] = {}
+    step = 0
+    try:
+        for step in range(cfg.steps):
+            exs: list[Example] = []
+            while len(exs) < cfg.batch_size:
+                e = make_example(int(rng.integers(*TRAIN_SEEDS)))
+                if e is not None:
+                    exs.append(e)
+            n_comp = []
+            for e in exs:
+                if e.completion not in comp_len:
+                    comp_len[e.completion] = len(tok(e.completion + EOS, add_special_tokens=False)["input_ids"])
+                n_comp.append(comp_len[e.completion])
+            batch = collate(d, exs, n_comp)
+            labels = batch.pop("labels")
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            out = model(**batch)
+            logits = out.logits[:, :-1]
+            lm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+            loss = lm_loss
+            stats: dict[str, float] = {"loss/lm": float(lm_loss.detach())}
+            feats = tap.take(len(exs))
+            if cfg.aux_weight > 0 and step < cfg.aux_until * cfg.steps:
+                dl = torch.from_numpy(np.stack([dense_labels(e.scene, grid) for e in exs]))
+                aux, s2 = heads(feats, emb.weight, dl)
+                loss = loss + cfg.aux_weight * aux
+                stats |= s2 | {"loss/aux": float(aux.detach())}
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            for k, v in stats.items():
+                running[k] = 0.98 * running.get(k, v) + 0.02 * v
+            if progress is not None:
+                progress.update(task, advance=1, info=" ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in running.items() if k.startswith("loss")))
+            elapsed = (time.time() - t0) / 60
+            last = step == cfg.steps - 1 or (cfg.time_budget_min and elapsed >= cfg.time_budget_min)
+            if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
+                ev = quick_eval(d, evalset)
+                model.train()
+                row = {"step": step + 1, "minutes": round((time.time() - t0) / 60, 2)} | {k: round(v, 4) for k, v in running.items()} | ev
+                curve.append(row)
+                log(row)
+            if last:
+                break
+    finally:
+        if progress is not None:
+            progress.stop()
+    model.eval()
+    out_dir = d.save(cfg.out)
+    result = {"config": asdict(cfg), "steps_done": step + 1, "minutes": round((time.time() - t0) / 60, 2), "curve": curve}
+    (Path(out_dir) / "pretrain.json").write_text(json.dumps(result, indent=1))
+    return result
