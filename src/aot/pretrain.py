@@ -66,19 +66,30 @@ class PretrainConfig:
     """Weight of the dense visual-label loss."""
     aux_until: float = 1.0
     """Fraction of the steps during which the dense loss is applied."""
+    caption_frac: float = 0.0
+    """Share of each batch that is the alignment task ('Describe the scene.' -> every object
+    with colour, shape, material, size and place), mixed in with the questions."""
     vision_steps: int = 0
     """Stage 1: steps of dense-label training of the vision tower and connector alone (no
     language model forward: several times cheaper per image than a question step)."""
+    patch_weight: float = 1.0
+    """Weight of the per-patch colour x shape loss on the vision encoder's output."""
+    vision_lr_mult: float = 1.0
+    """Learning-rate multiplier of the vision tower and connector in the question stage."""
     vision_batch_size: int = 64
     """Images per stage-1 step."""
     vision_lr: float = 2e-3
     """Peak learning rate of stage 1."""
     seed: int = 0
     """Seeds the model init and the scene stream."""
+    init_from: str = ""
+    """Start from a saved defender directory instead of random weights (staged experiments)."""
     eval_every: int = 500
     """Steps between held-out evaluations (0: only at the end)."""
     eval_n: int = 256
     """Held-out questions per intermediate evaluation."""
+    save_every_eval: bool = True
+    """Save (atomically, to ``out``) after every intermediate evaluation."""
     threads: int = 2
     """torch CPU threads."""
     time_budget_min: float = 0.0
@@ -116,6 +127,29 @@ def make_example(seed: int, kind: str | None = None, regime: str = "simple") -> 
     return Example(it.image, format_prompt(q), answer_completion(q.answer_text, q.answer), q.kind, it.scene)
 
 
+CAPTION_PROMPT = "Describe the scene."
+
+
+def caption_completion(scene: Scene) -> str:
+    """' large red metal circle x 3 y 5, small blue matte ring x 6 y 1' in raster order of the
+    objects' 16-pixel cells (the order the visual tokens come in), positions in 8 bins."""
+    def key(o):
+        return (int(o.y // 16), int(o.x // 16), o.x)
+
+    parts = []
+    for o in sorted(scene.objects, key=key):
+        xb = min(int(o.x * POS_BINS / scene.width), POS_BINS - 1)
+        yb = min(int(o.y * POS_BINS / scene.height), POS_BINS - 1)
+        parts.append(f" {o.size} {o.color} {o.material} {o.shape} x {xb} y {yb}")
+    return ",".join(parts)
+
+
+def make_caption_example(seed: int) -> Example:
+    """The alignment task: list every object with its attributes and place."""
+    scene = sample_scene(seed, "simple")
+    return Example(render(scene), CAPTION_PROMPT, caption_completion(scene), "caption", scene)
+
+
 def dense_labels(scene: Scene, grid: int) -> np.ndarray:
     """(grid*grid, 6) int64 per visual cell, row-major: colour, shape, material, size, x bin,
     y bin of the object whose centre lies in the cell (drawn last wins), -1 where none."""
@@ -130,19 +164,64 @@ def dense_labels(scene: Scene, grid: int) -> np.ndarray:
     return lab
 
 
+def patch_labels(scene: Scene, grid: int) -> np.ndarray:
+    """(grid*grid, 2) int64 per vision patch, row-major: colour and shape of the object that
+    covers most of the patch (at least a fifth of it), -1 where none: dense supervision for
+    the vision encoder itself, before the connector merges patches."""
+    W = scene.width
+    cover = np.zeros((len(scene.objects) + 1, W, W), np.float32)
+    cover[0] = 0.2  # "none" wins below a fifth of coverage
+    vis = np.ones((W, W), np.float32)
+    for i, o in sorted(enumerate(scene.objects), key=lambda t: (-t[1].depth, -t[1].id)):  # front first
+        a, (x0, y0, x1, y1) = object_alpha(o, W, W)
+        if a.size == 0:
+            continue
+        region = vis[y0:y1, x0:x1]
+        cover[i + 1, y0:y1, x0:x1] = a * region
+        region *= 1.0 - a
+    p = W // grid
+    per = cover.reshape(len(cover), grid, p, grid, p).mean(axis=(2, 4)).reshape(len(cover), -1)
+    owner = per.argmax(0)
+    lab = -np.ones((grid * grid, 2), np.int64)
+    for cell, k in enumerate(owner):
+        if k > 0:
+            o = scene.objects[k - 1]
+            lab[cell] = (COLOR_LIST.index(o.color), SHAPES.index(o.shape))
+    return lab
+
+
+class PatchHeads(torch.nn.Module):
+    """Colour and shape classifiers on the vision encoder's patch features."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.lin = torch.nn.Linear(dim, 1 + len(COLOR_LIST) * len(SHAPES))
+
+    def forward(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        f = feats.reshape(-1, feats.shape[-1])
+        lab = labels.reshape(-1, 2)
+        target = torch.where(lab[:, 0] >= 0, 1 + lab[:, 0] * len(SHAPES) + lab[:, 1], torch.zeros_like(lab[:, 0]))
+        logits = self.lin(f)
+        loss = F.cross_entropy(logits, target)
+        has = target > 0
+        stats = {"patch/acc": float((logits.argmax(-1) == target)[has].float().mean()) if has.any() else 0.0}
+        return loss, stats
+
+
 class VisualTap:
     """Captures the visual tokens handed to the language model, as (images, tokens, dim)."""
 
     def __init__(self, model, arch: str):
-        self.arch, self.feats = arch, None
+        self.arch, self.feats, self.patch_feats = arch, None, None
         inner = model.model
         if arch == "qwen2_5_vl":
-            self.grid = None
             inner.visual.register_forward_hook(self._qwen)
         elif arch == "llava":
             inner.multi_modal_projector.register_forward_hook(self._plain)
+            inner.vision_tower.register_forward_hook(self._patches_cls)
         elif arch == "idefics3":
             inner.connector.register_forward_hook(self._plain)
+            inner.vision_model.register_forward_hook(self._patches)
         else:
             raise ValueError(arch)
 
@@ -151,6 +230,16 @@ class VisualTap:
 
     def _plain(self, mod, args, out):
         self.feats = out
+
+    def _patches(self, mod, args, out):
+        self.patch_feats = out.last_hidden_state
+
+    def _patches_cls(self, mod, args, out):
+        self.patch_feats = out.last_hidden_state[:, 1:]
+
+    def take_patches(self) -> torch.Tensor | None:
+        f, self.patch_feats = self.patch_feats, None
+        return f
 
     def take(self, n_images: int) -> torch.Tensor:
         f = self.feats
@@ -219,12 +308,17 @@ def image_inputs(processor, images: list[np.ndarray]) -> dict[str, torch.Tensor]
     return {k: v for k, v in out.items() if k in ("pixel_values", "image_grid_thw", "pixel_attention_mask")}
 
 
-def vision_stage(cfg: PretrainConfig, model, processor, tap: VisualTap, heads: DenseHeads, grid: int, rng: np.random.Generator, log) -> list[dict[str, Any]]:
+def is_vision_param(name: str) -> bool:
+    """Vision tower and connector parameters (not the language model, not the embeddings)."""
+    return any(k in name for k in ("visual", "vision_model", "vision_tower", "connector", "multi_modal_projector"))
+
+
+def vision_stage(cfg: PretrainConfig, model, processor, tap: VisualTap, heads: DenseHeads, pheads: PatchHeads, grid: int, pgrid: int, rng: np.random.Generator, log) -> list[dict[str, Any]]:
     """Stage 1: the vision tower and connector learn the dense labels, the language model
     only lends its word embeddings (as the attribute classifiers)."""
     emb = model.get_input_embeddings()
     params = [p for n, p in model.named_parameters() if "language_model" not in n and "lm_head" not in n and p is not emb.weight]
-    params += list(heads.parameters()) + [emb.weight]
+    params += list(heads.parameters()) + list(pheads.parameters()) + [emb.weight]
     opt = torch.optim.AdamW(params, lr=cfg.vision_lr, betas=(0.9, 0.98), weight_decay=0.0)
     curve = []
     running: dict[str, float] = {}
@@ -239,6 +333,11 @@ def vision_stage(cfg: PretrainConfig, model, processor, tap: VisualTap, heads: D
         feats = tap.take(len(scenes))
         dl = torch.from_numpy(np.stack([dense_labels(s, grid) for s in scenes]))
         loss, stats = heads(feats, emb.weight, dl)
+        pf = tap.take_patches()
+        if pf is not None and cfg.patch_weight > 0:
+            pl, ps = pheads(pf, torch.from_numpy(np.stack([patch_labels(s, pgrid) for s in scenes])))
+            loss = loss + cfg.patch_weight * pl
+            stats |= ps
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -257,8 +356,14 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     spec = TINY_MODELS[cfg.model]
-    model, proc = build_tiny(cfg.model, seed=cfg.seed)
-    d = Defender(model, proc, spec.arch)
+    if cfg.init_from:
+        from .models.defender import load_defender
+
+        d = load_defender(cfg.init_from)
+        model, proc = d.model, d.processor
+    else:
+        model, proc = build_tiny(cfg.model, seed=cfg.seed)
+        d = Defender(model, proc, spec.arch)
     tok = d.tokenizer
     tap = VisualTap(model, spec.arch)
     word_ids = [
@@ -266,12 +371,19 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         for vals in (COLOR_LIST, list(SHAPES), list(MATERIALS), SIZE_LIST)
     ]
     heads = DenseHeads(spec.text_hidden, word_ids)
+    pheads = PatchHeads(spec.vision_hidden)
+    pgrid = spec.image_size // spec.patch_size
     grid = (spec.image_size // spec.patch_size) // (spec.merge if spec.arch != "llava" else 1)
     emb = model.get_input_embeddings()
-    params = list(model.parameters()) + list(heads.parameters())
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98))
+    params = list(model.parameters()) + list(heads.parameters()) + list(pheads.parameters())
+    vis_ids = {id(p) for n, p in model.named_parameters() if is_vision_param(n)}
+    groups = []
+    for vis in (False, True):
+        for dec in (True, False):
+            ps = [p for p in params if (id(p) in vis_ids) == vis and (p.ndim >= 2) == dec]
+            if ps:
+                groups.append({"params": ps, "weight_decay": cfg.weight_decay if dec else 0.0, "mult": cfg.vision_lr_mult if vis else 1.0})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
@@ -284,12 +396,25 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     comp_len: dict[str, int] = {}
     curve: list[dict[str, Any]] = []
 
+    t_start = time.time()
+
     def log(row: dict[str, Any]) -> None:
         print(json.dumps(row), flush=True)
 
+    def save(steps_done: int) -> Path:
+        was = model.training
+        model.eval()
+        out_dir = d.save(cfg.out)  # atomic: a stopped run still leaves its latest saved model
+        model.train(was)
+        result = {"config": asdict(cfg), "steps_done": steps_done, "minutes": round((time.time() - t_start) / 60, 2), "curve": curve}
+        (Path(out_dir) / "pretrain.json").write_text(json.dumps(result, indent=1))
+        return out_dir
+
     if cfg.vision_steps:
         model.train()
-        curve += vision_stage(cfg, model, proc, tap, heads, grid, rng, log)
+        curve += vision_stage(cfg, model, proc, tap, heads, pheads, grid, pgrid, rng, log)
+        if cfg.save_every_eval:
+            save(0)
     t0 = time.time()
     model.train()
     progress = None
@@ -305,7 +430,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         for step in range(cfg.steps):
             exs: list[Example] = []
             while len(exs) < cfg.batch_size:
-                e = make_example(int(rng.integers(*TRAIN_SEEDS)))
+                sd = int(rng.integers(*TRAIN_SEEDS))
+                e = make_caption_example(sd) if rng.random() < cfg.caption_frac else make_example(sd)
                 if e is not None:
                     exs.append(e)
             n_comp = []
@@ -316,7 +442,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             batch = collate(d, exs, n_comp)
             labels = batch.pop("labels")
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = lr_at(step) * g["mult"]
             out = model(**batch)
             logits = out.logits[:, :-1]
             lm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
@@ -326,6 +452,11 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             if cfg.aux_weight > 0 and step < cfg.aux_until * cfg.steps:
                 dl = torch.from_numpy(np.stack([dense_labels(e.scene, grid) for e in exs]))
                 aux, s2 = heads(feats, emb.weight, dl)
+                pf = tap.take_patches()
+                if pf is not None and cfg.patch_weight > 0:
+                    pl, ps = pheads(pf, torch.from_numpy(np.stack([patch_labels(e.scene, pgrid) for e in exs])))
+                    aux = aux + cfg.patch_weight * pl
+                    s2 |= ps
                 loss = loss + cfg.aux_weight * aux
                 stats |= s2 | {"loss/aux": float(aux.detach())}
             opt.zero_grad(set_to_none=True)
@@ -341,16 +472,16 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
                 ev = quick_eval(d, evalset)
                 model.train()
-                row = {"step": step + 1, "minutes": round((time.time() - t0) / 60, 2)} | {k: round(v, 4) for k, v in running.items()} | ev
+                row = {"stage": "questions", "step": step + 1, "minutes": round((time.time() - t0) / 60, 2), "total_minutes": round((time.time() - t_start) / 60, 2)} | {k: round(v, 4) for k, v in running.items()} | ev
                 curve.append(row)
                 log(row)
+                if cfg.save_every_eval and not last:
+                    save(step + 1)
             if last:
                 break
     finally:
         if progress is not None:
             progress.stop()
+    out_dir = save(step + 1)
     model.eval()
-    out_dir = d.save(cfg.out)
-    result = {"config": asdict(cfg), "steps_done": step + 1, "minutes": round((time.time() - t0) / 60, 2), "curve": curve}
-    (Path(out_dir) / "pretrain.json").write_text(json.dumps(result, indent=1))
-    return result
+    return json.loads((Path(out_dir) / "pretrain.json").read_text())

@@ -220,6 +220,33 @@ def build_processor(arch: str, tokenizer, image_processor, spec: TinySpec | None
     raise ValueError(f"no processor recipe for architecture {arch!r}")
 
 
+def sincos_2d(grid: int, dim: int) -> torch.Tensor:
+    """(grid*grid, dim) 2-D sine-cosine position codes (MAE style), row-major."""
+    q = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(q, dtype=torch.float32) / q))
+    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
+    parts = []
+    for c in (xs.reshape(-1), ys.reshape(-1)):
+        a = c[:, None] * omega[None, :]
+        parts += [torch.sin(a), torch.cos(a)]
+    out = torch.cat(parts, dim=1)
+    return torch.nn.functional.pad(out, (0, dim - out.shape[1]))
+
+
+def init_vision_positions(model, spec: TinySpec) -> None:
+    """Start learned absolute position embeddings (SigLIP, CLIP) from 2-D sine-cosine codes:
+    neighbouring patches start similar, so attention can be local from the first step (a
+    random table makes a ViT learn locality first, which made shapes slow to learn)."""
+    grid = spec.image_size // spec.patch_size
+    for name, mod in model.named_modules():
+        if name.endswith("embeddings") and hasattr(mod, "position_embedding"):
+            w = mod.position_embedding.weight
+            with torch.no_grad():
+                code = sincos_2d(grid, w.shape[1])
+                w[-grid * grid :] = code  # CLIP keeps its class token's row first
+            return
+
+
 def build_tiny(name: str = DEFAULT_TINY, seed: int = 0, tokenizer=None):
     """A randomly initialised tiny model and its processor: ``(model, processor)``."""
     if name not in TINY_MODELS:
@@ -231,6 +258,7 @@ def build_tiny(name: str = DEFAULT_TINY, seed: int = 0, tokenizer=None):
     config = tiny_config(spec, tok)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config)
+    init_vision_positions(model, spec)
     model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.bos_token_id = tok.bos_token_id
