@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from aot.models.evaluation import EVAL_SEEDS, TRAIN_SEEDS, eval_items
-from aot.pretrain import PretrainConfig, dense_labels, make_example, pretrain
+from aot.pretrain import PREVIOUS, PretrainConfig, copy_batch, dense_labels, make_example, pretrain, pretrain_recipe
 from aot.world import COLORS, sample_scene
 
 
@@ -49,7 +49,7 @@ def test_pretrain_few_steps_saves_loadable_defender(tmp_path):
     from aot.models import load_defender
 
     cfg = PretrainConfig(out=str(tmp_path / "m"), model="tiny-qwen2.5-vl", steps=2, batch_size=4, vision_steps=2,
-                         vision_batch_size=4, eval_every=0, eval_n=8, progress=False, threads=1)
+                         vision_batch_size=4, copy_batch=2, eval_every=0, eval_n=8, progress=False, threads=1)
     res = pretrain(cfg)
     assert res["steps_done"] == 2 and res["curve"][-1]["step"] == 2
     saved = json.loads((tmp_path / "m" / "pretrain.json").read_text())
@@ -68,3 +68,25 @@ def test_cli_defender_eval_json(capsys):
     for k in ("accuracy", "strict3_accuracy", "format_rate", "questions_per_s", "accuracy_by_kind"):
         assert k in res
     assert res["n"] == 8 and 0.0 <= res["accuracy"] <= 1.0
+
+
+def test_recipe_chains_phases_and_stop_after(tmp_path):
+    phases = (
+        dict(vision_steps=1, vision_batch_size=2, steps=1, batch_size=2, copy_batch=0, eval_n=4, threads=1),
+        dict(init_from=PREVIOUS, vision_steps=0, steps=5, stop_after=2, batch_size=2, copy_batch=2, caption_frac=0.5, eval_n=4, threads=1),
+    )
+    res = pretrain_recipe(str(tmp_path / "born"), phases, progress=False)
+    assert [r["steps_done"] for r in res] == [1, 2]
+    assert res[1]["config"]["init_from"] == str(tmp_path / "born") + ".phase1"
+    assert not (tmp_path / "born.phase1").exists() and (tmp_path / "born" / "model.safetensors").exists()
+
+
+def test_copy_batch_labels_only_the_letter():
+    from aot.models import load_defender
+
+    d = load_defender("tiny-qwen2.5-vl")
+    b = copy_batch(d, np.random.default_rng(0), 3)
+    lab = b["labels"]
+    assert ((lab != -100).sum(1) == 1).all()
+    letters = d.tokenizer.convert_ids_to_tokens(lab[:, -3].tolist())
+    assert set(letters) <= set("ABCD")

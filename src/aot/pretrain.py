@@ -1,19 +1,22 @@
 """Pretraining of the born defender on simple-regime scenes (``aot pretrain``).
 
-The loop, top to bottom (``pretrain(cfg)``):
-  1. build the tiny model (registry) with the world tokenizer;
-  2. each step draws fresh simple scenes (seeds from ``TRAIN_SEEDS``) and one question per
-     scene, all kinds, and trains with two losses:
-       - the answer: next-token cross-entropy on the completion ``' right \\boxed{B}<|im_end|>'``
-         (the option's word first, then its letter: reading the scene and copying the letter
-         are separate, each easy, steps);
-       - dense visual labels (the lever that makes the cross-modal part learn): every visual
-         token the language model receives (the output of the merger/projector) is trained to
-         say what object's centre lies in its cell (colour, shape, material, size, using the
-         language model's own word embeddings as classifier weights, so visual tokens land
-         next to the words that name them) and where that centre is (8 x 8 grid);
-  3. evaluates greedily on held-out seeds (``EVAL_SEEDS``) every ``eval_every`` steps;
-  4. saves atomically (``Defender.save``).
+The recipe, top to bottom (``pretrain(cfg)``):
+  0. build the tiny Qwen2.5-VL (registry) with the world tokenizer, random weights;
+  1. vision stage (``vision_steps``): the vision tower and merger alone learn dense labels from
+     the scene graph. Every visual token the language model will receive (one per 16-pixel
+     cell) is trained to name the object whose centre lies in its cell: colour, shape,
+     material and size through the language model's own word embeddings used as classifier
+     weights (so visual tokens land next to the words that name them), plus its place on an
+     8 x 8 grid (Qwen's vision tower has only relative rotary positions; it learns absolute
+     place from the image border within a few hundred steps). No language-model forward:
+     several times cheaper per image than a question step;
+  2. question stage (``steps``): fresh simple scenes (seeds from ``TRAIN_SEEDS``), one question
+     per scene, all kinds, trained on the completion ``' right \\boxed{B}<|im_end|>'`` (the
+     option's word first, then its letter: reading the scene and copying the letter are
+     separate, each easy, steps), with a share ``caption_frac`` of "Describe the scene." ->
+     every object with its attributes and place (the alignment task), and the dense loss kept on;
+  3. greedy evaluation on held-out seeds (``EVAL_SEEDS``) every ``eval_every`` steps, and an
+     atomic save (``Defender.save``) after each.
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ class PretrainConfig:
     """Directory of the final model (written atomically)."""
     model: str = "tiny-qwen2.5-vl"
     """Built-in tiny model to train (see ``aot.models.TINY_MODELS``)."""
-    steps: int = 6000
-    """Optimiser steps."""
+    steps: int = 2600
+    """Optimiser steps of the question stage (stage 2)."""
     batch_size: int = 32
     """Questions per step (one question per scene)."""
     lr: float = 1e-3
@@ -66,10 +69,14 @@ class PretrainConfig:
     """Weight of the dense visual-label loss."""
     aux_until: float = 1.0
     """Fraction of the steps during which the dense loss is applied."""
-    caption_frac: float = 0.0
+    caption_frac: float = 0.2
     """Share of each batch that is the alignment task ('Describe the scene.' -> every object
     with colour, shape, material, size and place), mixed in with the questions."""
-    vision_steps: int = 0
+    letter_weight: float = 5.0
+    """Loss weight of the boxed letter token relative to the other completion tokens."""
+    copy_batch: int = 32
+    """Text-only letter-copying examples added to every question step (0: none)."""
+    vision_steps: int = 1500
     """Stage 1: steps of dense-label training of the vision tower and connector alone (no
     language model forward: several times cheaper per image than a question step)."""
     patch_weight: float = 1.0
@@ -84,7 +91,7 @@ class PretrainConfig:
     """Seeds the model init and the scene stream."""
     init_from: str = ""
     """Start from a saved defender directory instead of random weights (staged experiments)."""
-    eval_every: int = 500
+    eval_every: int = 250
     """Steps between held-out evaluations (0: only at the end)."""
     eval_n: int = 256
     """Held-out questions per intermediate evaluation."""
@@ -92,6 +99,8 @@ class PretrainConfig:
     """Save (atomically, to ``out``) after every intermediate evaluation."""
     threads: int = 2
     """torch CPU threads."""
+    stop_after: int = 0
+    """Stop (and save) after this many question steps, keeping the schedule of ``steps``; 0: run all."""
     time_budget_min: float = 0.0
     """Stop (and save) after this many minutes; 0 means no limit."""
     progress: bool = True
@@ -279,6 +288,30 @@ class DenseHeads(torch.nn.Module):
         return loss, stats
 
 
+def copy_batch(defender: Defender, rng: np.random.Generator, n: int) -> dict[str, torch.Tensor]:
+    """Text-only letter copying: a real question's prompt (no image), a teacher-forced option
+    word, and loss only on the boxed letter that labels that option in the prompt. This is the
+    half of the answer that needs no vision; cheap examples make the copy circuit form early."""
+    tok = defender.tokenizer
+    texts, letters = [], []
+    while len(texts) < n:
+        seed = int(rng.integers(*TRAIN_SEEDS))
+        q = sample_question(sample_scene(seed, "simple"), np.random.default_rng([seed, 0xC0]))
+        if q is None:
+            continue
+        k = int(rng.integers(len(q.options)))
+        conv = [{"role": "user", "content": [{"type": "text", "text": format_prompt(q)}]}]
+        head = tok.apply_chat_template(conv, add_generation_prompt=True, tokenize=False)
+        texts.append(head + answer_completion(q.options[k], "ABCD"[k]) + EOS)
+    batch = tok(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+    labels = torch.full_like(batch["input_ids"], -100)
+    L = labels.shape[1]
+    labels[:, L - 3] = batch["input_ids"][:, L - 3]  # ... { LETTER } <|im_end|>
+    batch = dict(batch)
+    batch["labels"] = labels
+    return batch
+
+
 def collate(defender: Defender, examples: list[Example], n_comp: list[int]) -> dict[str, torch.Tensor]:
     texts = [defender.chat_text(e.prompt) + e.completion + EOS for e in examples]
     from .models.defender import to_pil
@@ -445,9 +478,22 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
                 g["lr"] = lr_at(step) * g["mult"]
             out = model(**batch)
             logits = out.logits[:, :-1]
-            lm_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
+            tgt = labels[:, 1:]
+            tok_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100, reduction="none").view_as(tgt)
+            w = (tgt != -100).float()
+            is_q = torch.tensor([e.kind != "caption" for e in exs])
+            w[is_q, -3] *= cfg.letter_weight  # the boxed letter (..., LETTER, }, <|im_end|>)
+            lm_loss = (tok_loss * w).sum() / w.sum()
             loss = lm_loss
-            stats: dict[str, float] = {"loss/lm": float(lm_loss.detach())}
+            letter_ok = (logits[is_q, -3].argmax(-1) == tgt[is_q, -3]).float().mean() if is_q.any() else torch.tensor(0.0)
+            stats: dict[str, float] = {"loss/lm": float(lm_loss.detach()), "train/letter_acc": float(letter_ok)}
+            if cfg.copy_batch:
+                cb = copy_batch(d, rng, cfg.copy_batch)
+                cl = cb.pop("labels")
+                c_logits = model(**cb).logits[:, -4]
+                c_loss = F.cross_entropy(c_logits, cl[:, -3])
+                loss = loss + c_loss
+                stats |= {"loss/copy": float(c_loss.detach()), "train/copy_acc": float((c_logits.argmax(-1) == cl[:, -3]).float().mean())}
             feats = tap.take(len(exs))
             if cfg.aux_weight > 0 and step < cfg.aux_until * cfg.steps:
                 dl = torch.from_numpy(np.stack([dense_labels(e.scene, grid) for e in exs]))
@@ -468,7 +514,11 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             if progress is not None:
                 progress.update(task, advance=1, info=" ".join(f"{k.split('/')[-1]}={v:.3f}" for k, v in running.items() if k.startswith("loss")))
             elapsed = (time.time() - t0) / 60
-            last = step == cfg.steps - 1 or (cfg.time_budget_min and elapsed >= cfg.time_budget_min)
+            last = (
+                step == cfg.steps - 1
+                or (cfg.stop_after and step + 1 >= cfg.stop_after)
+                or bool(cfg.time_budget_min and elapsed >= cfg.time_budget_min)
+            )
             if (cfg.eval_every and (step + 1) % cfg.eval_every == 0) or last:
                 ev = quick_eval(d, evalset)
                 model.train()
@@ -485,3 +535,44 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     out_dir = save(step + 1)
     model.eval()
     return json.loads((Path(out_dir) / "pretrain.json").read_text())
+
+
+BORN_FINAL_STEPS = 2200
+"""Question steps of the last phase of the shipped run (it stopped on its time budget)."""
+
+
+# --- the shipped recipe -------------------------------------------------------------------
+PREVIOUS = "<previous phase>"
+BORN_RECIPE: tuple[dict[str, Any], ...] = (
+    # 1. vision stage: dense labels on the vision tower and merger (13 min here)
+    dict(vision_steps=1500, steps=1, caption_frac=0.0, letter_weight=1.0, copy_batch=0),
+    # 2. questions + captions, answer word then letter (the letter copy had not formed yet)
+    dict(init_from=PREVIOUS, vision_steps=0, steps=2600, stop_after=750, caption_frac=0.2, letter_weight=1.0, copy_batch=0),
+    # 3. as 2, plus the text-only letter-copy batch and a 5x weight on the letter
+    dict(init_from=PREVIOUS, vision_steps=0, steps=2200, warmup=100, stop_after=BORN_FINAL_STEPS, caption_frac=0.2, letter_weight=5.0, copy_batch=32),
+)
+"""How the shipped born defender was made: phases run in order, each starting from the one
+before (the recipe grew phase by phase while it was measured; see the README's curve)."""
+
+
+def pretrain_recipe(out: str, phases: tuple[dict[str, Any], ...] = BORN_RECIPE, seed: int = 0, progress: bool = True, **common: Any) -> list[dict[str, Any]]:
+    """Run ``phases`` in order (intermediate phases saved beside ``out``); returns each phase's result."""
+    import shutil
+
+    results = []
+    prev = ""
+    tmp_dirs = []
+    for i, ph in enumerate(phases):
+        last = i == len(phases) - 1
+        target = out if last else f"{out}.phase{i + 1}"
+        kw = dict(ph) | common
+        if kw.get("init_from") == PREVIOUS:
+            kw["init_from"] = prev
+        res = pretrain(PretrainConfig(out=target, seed=seed, progress=progress, **kw))
+        results.append(res)
+        prev = target
+        if not last:
+            tmp_dirs.append(target)
+    for t in tmp_dirs:
+        shutil.rmtree(t, ignore_errors=True)
+    return results

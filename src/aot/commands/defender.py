@@ -11,24 +11,42 @@ app = typer.Typer(no_args_is_help=True)
 
 def pretrain(
     out: str = typer.Option(..., "--out", help="Directory for the trained born defender."),
-    model: str = typer.Option("tiny-qwen2.5-vl", "--model", help="Built-in tiny model to train."),
-    steps: int = typer.Option(None, "--steps", help="Optimiser steps (default: the shipped recipe)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Questions per step."),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate."),
+    single: bool = typer.Option(False, "--single", help="Run one phase with the options below instead of the shipped multi-phase recipe."),
+    model: str = typer.Option("tiny-qwen2.5-vl", "--model", help="Built-in tiny model to train (--single)."),
+    steps: int = typer.Option(None, "--steps", help="Question-stage steps (--single)."),
+    stop_after: int = typer.Option(None, "--stop-after", help="Stop after this many question steps, keeping the schedule of --steps (--single)."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Questions per step (--single)."),
+    lr: float = typer.Option(None, "--lr", help="Peak learning rate (--single)."),
+    warmup: int = typer.Option(None, "--warmup", help="Warm-up steps (--single)."),
+    vision_steps: int = typer.Option(None, "--vision-steps", help="Stage-1 steps: vision tower and merger on dense labels (--single)."),
+    caption_frac: float = typer.Option(None, "--caption-frac", help="Share of each batch that is the describe-the-scene task (--single)."),
+    letter_weight: float = typer.Option(None, "--letter-weight", help="Loss weight of the boxed letter (--single)."),
+    copy_batch: int = typer.Option(None, "--copy-batch", help="Text-only letter-copy examples per step (--single)."),
+    init_from: str = typer.Option("", "--init-from", help="Start from a saved defender directory (--single)."),
     seed: int = typer.Option(0, "--seed", help="Seed of init and scene stream."),
     eval_every: int = typer.Option(None, "--eval-every", help="Steps between held-out evaluations (0: end only)."),
-    time_budget_min: float = typer.Option(0.0, "--time-budget-min", help="Stop and save after this many minutes (0: no limit)."),
+    time_budget_min: float = typer.Option(0.0, "--time-budget-min", help="Stop a phase and save after this many minutes (0: no limit)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Train the born defender on simple scenes (reproduces the shipped weights)."""
-    from ..pretrain import PretrainConfig
+    from ..pretrain import PretrainConfig, pretrain_recipe
     from ..pretrain import pretrain as run
 
-    kw = {k: v for k, v in dict(steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every).items() if v is not None}
-    cfg = PretrainConfig(out=out, model=model, seed=seed, time_budget_min=time_budget_min, progress=not no_progress, **kw)
-    res = run(cfg)
+    common = {k: v for k, v in dict(eval_every=eval_every).items() if v is not None}
+    if time_budget_min:
+        common["time_budget_min"] = time_budget_min
+    if not single:
+        results = pretrain_recipe(out, seed=seed, progress=not no_progress, **common)
+        res = results[-1]
+        minutes = sum(r["minutes"] for r in results)
+    else:
+        given = dict(steps=steps, stop_after=stop_after, batch_size=batch_size, lr=lr, warmup=warmup, vision_steps=vision_steps,
+                     caption_frac=caption_frac, letter_weight=letter_weight, copy_batch=copy_batch)
+        kw = {k: v for k, v in given.items() if v is not None} | common
+        res = run(PretrainConfig(out=out, model=model, seed=seed, init_from=init_from, progress=not no_progress, **kw))
+        minutes = res["minutes"]
     last = res["curve"][-1] if res["curve"] else {}
-    typer.echo(json.dumps({"out": out, "steps": res["steps_done"], "minutes": res["minutes"], "final": last}))
+    typer.echo(json.dumps({"out": out, "steps": res["steps_done"], "minutes": round(minutes, 2), "final": last}))
 
 
 @app.command("eval")
