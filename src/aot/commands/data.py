@@ -24,6 +24,7 @@ def build_sft(
     out: Path = typer.Option(..., "--out", help="Dataset directory (shards, sidecars, manifest.json)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Parallel shard builders; >1 runs on Ray (a local Ray unless --address)."),
     address: Optional[str] = typer.Option(None, "--address", help="Address of an existing Ray cluster (e.g. ray://head:10001 or auto)."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Torch threads per worker (1 is fastest on small models; content does not depend on it)."),
     resume: bool = typer.Option(False, "--resume", help="Keep complete shards, rebuild missing, truncated or corrupt ones."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Base seed (default 0)."),
     shard_size: Optional[int] = typer.Option(None, "--shard-size", min=1, help="Records per shard (default 500)."),
@@ -54,7 +55,7 @@ def build_sft(
             bar.console.print(msg)
 
         try:
-            manifest = build(cfg, out, workers=workers, address=address, resume=resume, log=log, on_records=lambda d: bar.advance(task, d))
+            manifest = build(cfg, out, workers=workers, address=address, resume=resume, threads=threads, log=log, on_records=lambda d: bar.advance(task, d))
         except (BuildError, FileNotFoundError) as e:
             _fail(str(e))
             return

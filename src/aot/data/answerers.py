@@ -88,17 +88,13 @@ class DefenderAnswerer:
         )
 
 
-def make_answerer(spec: str, max_new_tokens: int = 12, batch_size: int = 64, threads: int | None = None) -> Answerer:
+def make_answerer(spec: str, max_new_tokens: int = 12, batch_size: int = 64) -> Answerer:
     """``"scripted"`` / ``"scripted:0.3"`` (share wrong), or anything ``load_defender`` accepts:
     ``"base"`` (the shipped born defender), a tiny registry name (random init) or a directory."""
     if spec == "scripted" or spec.startswith("scripted:"):
         return ScriptedAnswerer(float(spec.split(":", 1)[1])) if ":" in spec else ScriptedAnswerer()
-    import torch
-
     from ..models.defender import load_defender
 
-    if threads:
-        torch.set_num_threads(threads)
     return DefenderAnswerer(load_defender(spec), max_new_tokens, batch_size)
 
 

@@ -36,8 +36,8 @@ class BuildError(RuntimeError):
 class _RayShardWorker:
     """A Ray actor: loads the defender once, then builds and encodes shards by index."""
 
-    def __init__(self, cfg_dict: dict[str, Any], factory: Callable[[], Answerer] | None):
-        self.builder = ShardBuilder(SFTBuildConfig.from_dict(cfg_dict), factory, threads=1)
+    def __init__(self, cfg_dict: dict[str, Any], factory: Callable[[], Answerer] | None, threads: int):
+        self.builder = ShardBuilder(SFTBuildConfig.from_dict(cfg_dict), factory, threads)
 
     def build(self, index: int, size: int, cfg_hash: str) -> tuple[bytes, dict[str, Any]]:
         rows, st, sec = self.builder.build(index, size, cfg_hash)
@@ -84,10 +84,13 @@ def build_sft(
     address: str | None = None,
     resume: bool = False,
     answerer_factory: Callable[[], Answerer] | None = None,
+    threads: int = 1,
     log: Log = print,
     on_records: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Build (or finish, with ``resume``) the dataset in ``out``; returns the manifest."""
+    """Build (or finish, with ``resume``) the dataset in ``out``; returns the manifest.
+
+    ``threads``: torch intra-op threads per worker (content does not depend on it)."""
     if workers < 1:
         raise BuildError(f"workers must be >= 1, got {workers}")
     out = Path(out)
@@ -101,7 +104,7 @@ def build_sft(
     if todo:
         log(f"building {len(todo)} shard(s) of {len(sizes)} ({sum(sizes[s] for s in todo)} records) with {workers} worker(s)")
     if todo and workers == 1:
-        builder = ShardBuilder(cfg, answerer_factory)
+        builder = ShardBuilder(cfg, answerer_factory, threads)
         for s in todo:
             rows, st, sec = builder.build(s, sizes[s], cfg_hash, on_records)
             data, info = shard_payload(rows, s, cfg_hash, st, sec)
@@ -109,7 +112,7 @@ def build_sft(
             infos[s] = info
             _log_shard(log, info)
     elif todo:
-        infos.update(_build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, answerer_factory, log, on_records))
+        infos.update(_build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, answerer_factory, threads, log, on_records))
     seconds = time.perf_counter() - t0
     built = sum(infos[s].records for s in todo)
     manifest = make_manifest(cfg, cfg_hash, defender_id, [infos[s] for s in range(len(sizes))])
@@ -131,7 +134,7 @@ def _log_shard(log: Log, info: ShardInfo) -> None:
     log(f"shard-{info.index:05d}: {info.records} records (effective {r['effective']}, useless {r['useless']}, clean {r['clean']}) in {info.seconds:.1f}s{warn}")
 
 
-def _build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, factory, log, on_records) -> dict[int, ShardInfo]:
+def _build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, factory, threads, log, on_records) -> dict[int, ShardInfo]:
     try:
         import ray
         from ray.util import ActorPool
@@ -141,13 +144,13 @@ def _build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, factory, lo
     if not ray.is_initialized():
         if address is None:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local cluster
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            ray.init(num_cpus=workers * threads, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         else:
             ray.init(address=address, log_to_driver=False, logging_level="ERROR")
         started = True
     try:
-        Worker = ray.remote(num_cpus=1)(_RayShardWorker)
-        actors = [Worker.remote(cfg.to_dict(), factory) for _ in range(min(workers, len(todo)))]
+        Worker = ray.remote(num_cpus=threads)(_RayShardWorker)
+        actors = [Worker.remote(cfg.to_dict(), factory, threads) for _ in range(min(workers, len(todo)))]
         pool = ActorPool(actors)
         infos: dict[int, ShardInfo] = {}
         for data, info_d in pool.map_unordered(lambda a, s: a.build.remote(s, sizes[s], cfg_hash), todo):
