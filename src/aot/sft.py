@@ -56,8 +56,8 @@ def sft_vlm(vlm: Defender, examples: Sequence[tuple[np.ndarray, str, str]], cfg:
         args = TRLSFTConfig(
             output_dir=tmp, use_cpu=not torch.cuda.is_available(), per_device_train_batch_size=cfg.batch_size,
             num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate, report_to=[],
-            save_strategy="no", logging_steps=5, disable_tqdm=True, max_length=None, seed=cfg.seed, data_seed=cfg.seed,
-            bf16=False, fp16=False, dataloader_num_workers=0,
+            save_strategy="no", logging_steps=1, disable_tqdm=True, max_length=None, seed=cfg.seed, data_seed=cfg.seed,
+            bf16=False, fp16=False, dataloader_num_workers=0, gradient_checkpointing=False,
         )
         tr = SFTTrainer(model=vlm.model, processing_class=vlm.processor, args=args, train_dataset=ds)
         tr.remove_callback(PrinterCallback)

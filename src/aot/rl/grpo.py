@@ -167,6 +167,9 @@ def grpo_args(cfg: RLConfig, output_dir: str, **overrides: Any) -> GRPOConfig:
         dataloader_num_workers=0,
         bf16=False,
         fp16=False,
+        # TRL turns activation checkpointing on by default; for small models it only costs time
+        # and it disables the KV cache during rollouts (every decode step re-encodes the image)
+        gradient_checkpointing=False,
     )
     kw.update(overrides)
     return GRPOConfig(**kw)
