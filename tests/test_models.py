@@ -101,3 +101,15 @@ def test_answer_returns_letters_or_none():
 def test_unknown_names_fail_clearly():
     with pytest.raises(ValueError, match="unknown tiny model"):
         build_tiny("tiny-nope")
+
+
+def test_load_plain_hf_directory_through_auto_classes(tmp_path):
+    """A directory in the ordinary Hugging Face layout (model + processor save_pretrained, no
+    aot metadata) loads through AutoModelForImageTextToText / AutoProcessor, offline."""
+    model, proc = build_tiny("tiny-llava")
+    model.save_pretrained(tmp_path)
+    proc.save_pretrained(tmp_path)
+    d = load_defender(tmp_path)
+    assert type(d.processor).__name__ == "LlavaProcessor"
+    images, qs = _batch(2)
+    assert len(d.generate(images, [format_prompt(q) for q in qs], max_new_tokens=3)) == 2
