@@ -236,6 +236,7 @@ def make_manifest(cfg: SFTBuildConfig, cfg_hash: str, defender_id: str, infos: l
             "effective": edits["effective"],
             "rate": _rate(edits["effective"], edits["evaluated"]),
             "rate_per_proposal": _rate(edits["effective"], edits["proposed"]),
+            "greedy_flip_rate": _rate(edits["greedy_flipped"], edits["evaluated"]),
             "by_edit_type": eff(by_op),
             "by_question_kind": eff(by_kind),
         },

@@ -348,7 +348,7 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edi
 def _stats_skeleton() -> dict[str, Any]:
     return {
         "scenes": {"sampled": 0, "extended": 0, "clean_correct": 0},
-        "edits": {"proposed": 0, "integrity_checked": 0, "integrity_passed": 0, "evaluated": 0, "effective": 0},
+        "edits": {"proposed": 0, "integrity_checked": 0, "integrity_passed": 0, "evaluated": 0, "greedy_flipped": 0, "effective": 0},
         "rejected": {s: 0 for s in SCENE_STAGES + EDIT_STAGES},
         "reasons": {},
         "sequences": {"clean": 0, "edited": 0},
@@ -455,6 +455,7 @@ def build_shard(
                 choices = _choices(ed.answers, src.question)
                 effective = choices[0] != src.question.answer and sum(x != src.question.answer for x in choices) >= cfg.min_wrong
                 st["edits"]["evaluated"] += 1
+                st["edits"]["greedy_flipped"] += choices[0] != src.question.answer
                 st["edits"]["effective"] += effective
                 for op in sorted({op.name for op in ed.program}):
                     _bump(st["by_op"], op, effective)
