@@ -64,12 +64,22 @@ def train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Attac
     Returns namespaced metrics: reward, parse / integrity / success rates over all rollouts,
     operation mix, kept and dropped groups, time.
     """
-    from datasets import Dataset
-
     t0 = time.perf_counter()
+    frozen = []
     if hasattr(defender, "model"):  # the defender is frozen while the attacker trains
         for p in defender.model.parameters():
+            frozen.append((p, p.requires_grad))
             p.requires_grad_(False)
+    try:
+        return _train_attacker(attacker, defender, items, cfg, t0)
+    finally:
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+
+
+def _train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[AttackItem], cfg: AttackerRLConfig, t0: float) -> dict[str, Any]:
+    from datasets import Dataset
+
     clean = clean_correctness(defender, items, cfg.scoring, seed=cfg.rl.seed)
     ds = Dataset.from_dict(
         {"prompt": [item_conversation(it) for it in items], "image": [to_pil(it.image) for it in items], "item_id": list(range(len(items)))}
