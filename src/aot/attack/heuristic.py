@@ -14,8 +14,8 @@ For each item it picks one strategy that fits the question and writes a short pr
 - ``mimic_patch``: a flat patch in the target's colour beside it; ``perturb``: a sign-noise
   patch beside the target (the "imperceptible pixel-level perturbation" strategy).
 
-A second, pixel-level op (``perturb`` beside a target) is added with probability
-``p_pixel``. Every placement keeps clear of the question's target boxes (the builder's box
+The strategy is applied 1..``max_distractors`` times (a small crowd of lookalikes), then a
+pixel-level op (``perturb`` beside a target) is added with probability ``p_pixel``. Every placement keeps clear of the question's target boxes (the builder's box
 check) and no added object matches a target's description (its description check); when no
 placement fits, the attacker falls back to a random program so it always returns valid text.
 """
@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..edits import AddObject, OccludingPatch, Op, Perturb, format_program, random_program
+from ..edits import MAX_OPS, AddObject, OccludingPatch, Op, Perturb, format_program, random_program
 from ..world.types import COLOR_NAMES, SHAPES, SIZES, Obj, Scene
 from .base import AttackItem, item_rng
 
@@ -81,11 +81,15 @@ class HeuristicAttacker:
     """Probability of adding a ``perturb`` op beside a target after the main op."""
     gap: tuple[int, int] = (1, 8)
     """Pixels between the distractor's and the target's outlines (inclusive range)."""
+    max_distractors: int = 3
+    """Distractors of the chosen strategy per program, drawn uniformly from 1..max_distractors."""
     name: str = "heuristic"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p_pixel <= 1.0:
             raise ValueError(f"HeuristicAttacker: p_pixel must be in [0, 1], got {self.p_pixel}")
+        if not 1 <= self.max_distractors <= MAX_OPS - 1:
+            raise ValueError(f"HeuristicAttacker: max_distractors must be in 1..{MAX_OPS - 1}, got {self.max_distractors}")
         if not 0 <= self.gap[0] <= self.gap[1]:
             raise ValueError(f"HeuristicAttacker: gap must be 0 <= lo <= hi, got {self.gap}")
 
@@ -106,6 +110,7 @@ class HeuristicAttacker:
         if rng.random() >= 0.6:
             first, rest = [], list(rng.permutation(order))
         ops: list[Op] = []
+        strat = None
         for strat in first + rest:
             op = self._strategy(strat, rng, scene, q, targets, refs, avoid)
             if op is not None:
@@ -113,8 +118,16 @@ class HeuristicAttacker:
                 break
         if not ops:  # nothing fits (crowded canvas): a random program keeps the contract
             return random_program(scene, rng, 1, ("perturb", "photo"))
-        if targets and rng.random() < self.p_pixel and not isinstance(ops[0], Perturb):
-            extra = self._perturb(rng, scene, targets[int(rng.integers(len(targets)))], avoid + [b for b in (ops[0].box,) if b])
+        # a small crowd of lookalikes confuses more than one: repeat the strategy (new draws),
+        # each new box kept clear of the targets and of the distractors already placed
+        for _ in range(int(rng.integers(1, self.max_distractors + 1)) - 1):
+            placed = [b for b in (o.box for o in ops) if b is not None]
+            op = self._strategy(strat, rng, scene, q, targets, refs, avoid + placed)
+            if op is not None:
+                ops.append(op)
+        if targets and rng.random() < self.p_pixel and len(ops) < MAX_OPS and not any(isinstance(o, Perturb) for o in ops):
+            placed = [b for b in (o.box for o in ops) if b is not None]
+            extra = self._perturb(rng, scene, targets[int(rng.integers(len(targets)))], avoid + placed)
             if extra is not None:
                 ops.append(extra)
         return tuple(ops)
