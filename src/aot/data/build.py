@@ -40,8 +40,8 @@ class _RayShardWorker:
         self.builder = ShardBuilder(SFTBuildConfig.from_dict(cfg_dict), factory, threads)
 
     def build(self, index: int, size: int, cfg_hash: str) -> tuple[bytes, dict[str, Any]]:
-        rows, st, sec = self.builder.build(index, size, cfg_hash)
-        data, info = shard_payload(rows, index, cfg_hash, st, sec)
+        rows, st, sec, cpu = self.builder.build(index, size, cfg_hash)
+        data, info = shard_payload(rows, index, cfg_hash, st, sec, cpu)
         return data, info.to_dict()
 
 
@@ -106,8 +106,8 @@ def build_sft(
     if todo and workers == 1:
         builder = ShardBuilder(cfg, answerer_factory, threads)
         for s in todo:
-            rows, st, sec = builder.build(s, sizes[s], cfg_hash, on_records)
-            data, info = shard_payload(rows, s, cfg_hash, st, sec)
+            rows, st, sec, cpu = builder.build(s, sizes[s], cfg_hash, on_records)
+            data, info = shard_payload(rows, s, cfg_hash, st, sec, cpu)
             write_payload(out, data, info)
             infos[s] = info
             _log_shard(log, info)
@@ -120,6 +120,7 @@ def build_sft(
         "seconds": round(seconds, 2),
         "records_built": built,
         "records_per_s": round(built / seconds, 2) if built and seconds > 0 else None,
+        "cpu_seconds": round(sum(infos[s].cpu_seconds for s in todo), 1),
         "workers": workers,
         "shards_built": len(todo),
         "shards_kept": len(sizes) - len(todo),
@@ -131,7 +132,7 @@ def build_sft(
 def _log_shard(log: Log, info: ShardInfo) -> None:
     r = info.stats["records"]
     warn = " (candidate budget exhausted: shard is short)" if info.stats.get("exhausted") else ""
-    log(f"shard-{info.index:05d}: {info.records} records (effective {r['effective']}, useless {r['useless']}, clean {r['clean']}) in {info.seconds:.1f}s{warn}")
+    log(f"shard-{info.index:05d}: {info.records} records (effective {r['effective']}, useless {r['useless']}, clean {r['clean']}) in {info.seconds:.1f}s ({info.cpu_seconds:.1f} CPU s){warn}")
 
 
 def _build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, factory, threads, log, on_records) -> dict[int, ShardInfo]:
@@ -273,7 +274,7 @@ def describe_manifest(m: dict[str, Any]) -> str:
     ]
     b = m.get("build") or {}
     if b.get("records_per_s"):
-        lines.append(f"built {b['records_built']} records in {b['seconds']}s ({b['records_per_s']} records/s, {b['workers']} worker(s))")
+        lines.append(f"built {b['records_built']} records in {b['seconds']}s ({b['records_per_s']} records/s, {b['workers']} worker(s), {b.get('cpu_seconds')} CPU s in the shard builders)")
     return "\n".join(lines)
 
 

@@ -510,11 +510,12 @@ class ShardBuilder:
         self.answerer = factory()
         self.attacker = make_attacker(cfg.attacker, **({"max_ops": cfg.max_ops} if cfg.attacker == "random" else {}), **cfg.attacker_options)
 
-    def build(self, shard: int, size: int, cfg_hash: str, progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
-        t = time.perf_counter()
+    def build(self, shard: int, size: int, cfg_hash: str, progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], float, float]:
+        """(rows, stats, wall seconds, CPU seconds of this process)."""
+        t, c = time.perf_counter(), time.process_time()
         with torch_threads(self.threads):
             rows, st = build_shard(self.cfg, shard, size, self.answerer, self.attacker, cfg_hash, progress)
-        return rows, st, time.perf_counter() - t
+        return rows, st, time.perf_counter() - t, time.process_time() - c
 
 
 def resolve_defender_id(cfg: SFTBuildConfig, answerer_factory: Callable[[], Answerer] | None) -> str:

@@ -145,23 +145,26 @@ class ShardInfo:
     config_hash: str
     stats: dict[str, Any]
     seconds: float
+    """Wall time of the shard's build (not part of any hash)."""
+    cpu_seconds: float = 0.0
+    """CPU time of the process that built it: what the shard costs on a dedicated core."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "shard": self.index, "records": self.records, "file": SHARD_PATTERN.format(self.index) + ".parquet",
             "bytes": self.bytes, "sha256": self.sha256, "content_hash": self.content_hash,
-            "config_hash": self.config_hash, "stats": self.stats, "seconds": round(self.seconds, 3),
+            "config_hash": self.config_hash, "stats": self.stats, "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
         }
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "ShardInfo":
-        return ShardInfo(int(d["shard"]), int(d["records"]), int(d["bytes"]), d["sha256"], d["content_hash"], d["config_hash"], d["stats"], float(d.get("seconds", 0.0)))
+        return ShardInfo(int(d["shard"]), int(d["records"]), int(d["bytes"]), d["sha256"], d["content_hash"], d["config_hash"], d["stats"], float(d.get("seconds", 0.0)), float(d.get("cpu_seconds", 0.0)))
 
 
-def shard_payload(rows: list[dict[str, Any]], index: int, config_hash: str, stats: dict[str, Any], seconds: float) -> tuple[bytes, ShardInfo]:
+def shard_payload(rows: list[dict[str, Any]], index: int, config_hash: str, stats: dict[str, Any], seconds: float, cpu_seconds: float = 0.0) -> tuple[bytes, ShardInfo]:
     """The encoded shard and its sidecar (computed where the shard is built, e.g. a Ray worker)."""
     data = encode_shard(rows)
-    info = ShardInfo(index, len(rows), len(data), sha256(data), content_hash([record_digest(r) for r in rows]), config_hash, stats, seconds)
+    info = ShardInfo(index, len(rows), len(data), sha256(data), content_hash([record_digest(r) for r in rows]), config_hash, stats, seconds, cpu_seconds)
     return data, info
 
 
