@@ -138,7 +138,6 @@ def _log_shard(log: Log, info: ShardInfo) -> None:
 def _build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, factory, threads, log, on_records) -> dict[int, ShardInfo]:
     try:
         import ray
-        from ray.util import ActorPool
     except ImportError:
         raise BuildError("--workers > 1 needs Ray: pip install 'aot[ray]'") from None
     started = False
@@ -152,15 +151,28 @@ def _build_on_ray(cfg, out, todo, sizes, cfg_hash, workers, address, factory, th
     try:
         Worker = ray.remote(num_cpus=threads)(_RayShardWorker)
         actors = [Worker.remote(cfg.to_dict(), factory, threads) for _ in range(min(workers, len(todo)))]
-        pool = ActorPool(actors)
+        queue = list(todo)
+        pending: dict[Any, Any] = {}  # object ref -> actor
+        for a in actors:
+            if queue:
+                s = queue.pop(0)
+                pending[a.build.remote(s, sizes[s], cfg_hash)] = a
         infos: dict[int, ShardInfo] = {}
-        for data, info_d in pool.map_unordered(lambda a, s: a.build.remote(s, sizes[s], cfg_hash), todo):
-            info = ShardInfo.from_dict(info_d)
-            write_payload(out, data, info)
-            infos[info.index] = info
-            _log_shard(log, info)
-            if on_records is not None:
-                on_records(info.records)
+        while pending:
+            # short waits rather than one blocking get, so Ctrl-C reaches Python promptly
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                actor = pending.pop(ref)
+                data, info_d = ray.get(ref)
+                info = ShardInfo.from_dict(info_d)
+                write_payload(out, data, info)
+                infos[info.index] = info
+                _log_shard(log, info)
+                if on_records is not None:
+                    on_records(info.records)
+                if queue:
+                    s = queue.pop(0)
+                    pending[actor.build.remote(s, sizes[s], cfg_hash)] = actor
         return infos
     finally:
         if started:
