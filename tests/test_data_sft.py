@@ -167,3 +167,11 @@ def test_cli_build_show_verify(tmp_path):
     assert main(["data", "show", str(out), "--n", "4", "--out", str(tmp_path / "sheet.png")]) == 0
     assert (tmp_path / "sheet.png").stat().st_size > 1000
     assert main(["build-sft", "--n", "6", "--out", str(tmp_path / "x"), "--set", "k=0"]) == 2  # bad config: usage error
+
+
+def test_shuffle_options_balances_letters_and_keeps_answers_right():
+    cfg = SFTBuildConfig(**{**CFG, "chunk": 32, "shuffle_options": True, "question_kinds": ("existence", "count")})
+    rows, st = build_shard(cfg, 0, 40, ScriptedAnswerer(), make_attacker("random"), "h")
+    for r in rows:
+        assert r["options"][ord(r["answer"]) - ord("A")] == r["answer_text"]
+    assert max(st["answers"].values()) < 0.6 * len(rows)  # unshuffled, existence and count answers are mostly A

@@ -54,7 +54,7 @@ from ..io import png_bytes
 from ..models.prompt import extract_choice, format_prompt
 from ..world.dataset import SEED_STRIDE, scene_seed
 from ..world.extend import extend_scene
-from ..world.questions import QUESTION_KINDS, Question, matches, sample_question
+from ..world.questions import LETTERS, QUESTION_KINDS, Question, matches, sample_question
 from ..world.render import render
 from ..world.sampler import REGIMES, sample_scene
 from ..world.types import box_overlap
@@ -92,6 +92,9 @@ class SFTBuildConfig:
     """Extra constructor arguments of the proposer (e.g. a trained attacker's checkpoint path)."""
     question_kinds: tuple[str, ...] = QUESTION_KINDS
     """Question kinds to draw from (relation, attribute, existence, count)."""
+    shuffle_options: bool = False
+    """Permute every question's options (seeded per scene) so answer letters are balanced: the
+    world lists yes/no and consecutive counts in order, which skews answers towards A."""
     source_regime: str = "simple"
     """Regime of the source scenes."""
     target_regime: str = "complex"
@@ -247,7 +250,12 @@ def prepare(cfg: SFTBuildConfig, shard: int, j: int) -> Source:
     if not ext.ok:
         src.stage, src.reasons = "extension", ext.reasons
         return src
-    src.scene, src.question = ext.scene, ext.question
+    q = ext.question
+    if cfg.shuffle_options:  # the world lists yes/no and counts in order, so letters skew to A
+        perm = np.random.default_rng([s, 0x0B7]).permutation(len(q.options))
+        opts = tuple(q.options[i] for i in perm)
+        q = dataclasses.replace(q, options=opts, answer=LETTERS[opts.index(q.answer_text)])
+    src.scene, src.question = ext.scene, q
     src.image = render(ext.scene)
     return src
 
