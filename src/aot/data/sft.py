@@ -112,6 +112,9 @@ class SFTBuildConfig:
     """Longest defender answer, in tokens."""
     min_wrong: int = 2
     """Edited answers (out of k) that must be wrong for an effective edit (the greedy one too)."""
+    unreadable_is_wrong: bool = True
+    """An answer with no readable choice counts as wrong (as in the defender reward, which gives
+    it 0); False demands a wrong *choice*, i.e. a semantic flip rather than a broken format."""
     keep_useless: float = 0.25
     """Probability of keeping a useless pair (integrity passed, not effective)."""
     keep_clean: float = 0.1
@@ -356,7 +359,7 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edi
 def _stats_skeleton() -> dict[str, Any]:
     return {
         "scenes": {"sampled": 0, "extended": 0, "clean_correct": 0},
-        "edits": {"proposed": 0, "integrity_checked": 0, "integrity_passed": 0, "evaluated": 0, "greedy_flipped": 0, "effective": 0},
+        "edits": {"proposed": 0, "integrity_checked": 0, "integrity_passed": 0, "evaluated": 0, "greedy_flipped": 0, "effective": 0, "effective_unreadable": 0},
         "rejected": {s: 0 for s in SCENE_STAGES + EDIT_STAGES},
         "reasons": {},
         "sequences": {"clean": 0, "edited": 0},
@@ -384,7 +387,11 @@ def _answer_edits(cfg: SFTBuildConfig, answerer: Answerer, eds: list[tuple[Sourc
     greedy = answerer([ed.result.image for _, ed in eds], [src.question for src, _ in eds], 1, seed, 0.0)
     for (src, ed), g in zip(eds, greedy, strict=True):
         ed.answers = [g[0]]
-    need = [(src, ed) for src, ed in eds if cfg.k > 1 and (_choices(ed.answers, src.question)[0] != src.question.answer or ed.keep_useless)]
+    def flipped(src: Source, ed: Edit) -> bool:
+        c = _choices(ed.answers, src.question)[0]
+        return c != src.question.answer and (c is not None or cfg.unreadable_is_wrong)
+
+    need = [(src, ed) for src, ed in eds if cfg.k > 1 and (flipped(src, ed) or ed.keep_useless)]
     if cfg.temperature > 0 and need:
         sampled = answerer([ed.result.image for _, ed in need], [src.question for src, _ in need], cfg.k - 1, seed, cfg.temperature)
     else:
@@ -461,10 +468,12 @@ def build_shard(
                 if ed.stage is not None:
                     continue
                 choices = _choices(ed.answers, src.question)
-                effective = choices[0] != src.question.answer and sum(x != src.question.answer for x in choices) >= cfg.min_wrong
+                wrong = [x != src.question.answer and (x is not None or cfg.unreadable_is_wrong) for x in choices]
+                effective = wrong[0] and sum(wrong) >= cfg.min_wrong
                 st["edits"]["evaluated"] += 1
                 st["edits"]["greedy_flipped"] += choices[0] != src.question.answer
                 st["edits"]["effective"] += effective
+                st["edits"]["effective_unreadable"] += effective and choices[0] is None
                 for op in sorted({op.name for op in ed.program}):
                     _bump(st["by_op"], op, effective)
                 _bump(st["by_kind"], src.question.kind, effective)
