@@ -1,4 +1,5 @@
-"""Benchmarks that print figures (not timed tests): defender evaluation throughput and GRPO speed."""
+"""Benchmarks that print figures (not timed tests): defender evaluation throughput, sampled
+(k per question) generation with and without the shared prefill, and GRPO speed."""
 
 from __future__ import annotations
 
@@ -32,6 +33,33 @@ def eval_throughput(model: str = "base", n: int = 256, batch_size: int = 64, rep
     med = statistics.median(rates)
     return {"model": model, "regime": regime, "n": n, "batch_size": batch_size, "threads": torch.get_num_threads(),
             "greedy_questions_per_s": med, "unbatched_questions_per_s": single, "batching_speedup": med / single}
+
+
+def sampled_throughput(model: str = "base", n: int = 128, k: int = 3, batch_size: int = 64, repeats: int = 3,
+                       regime: str = "simple", max_new_tokens: int = 12) -> dict[str, Any]:
+    """``Defender.generate`` sampled ``k`` times per question (temperature 1, as strict-k
+    evaluation, AOT-SFT answering and reward scoring do): the plain ``num_return_sequences``
+    path against the shared prefill, questions/s as medians over ``repeats`` runs, interleaved."""
+    from .models.defender import load_defender
+    from .models.evaluation import eval_items
+    from .models.prompt import format_prompt
+
+    d = load_defender(model)
+    items = eval_items(n, regime)
+    imgs, prompts = [it.image for it in items], [format_prompt(it.question) for it in items]
+    kw = dict(num_return_sequences=k, do_sample=True, temperature=1.0, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    for shared in (False, True):  # warm-up
+        d.generate(imgs[:8], prompts[:8], shared_prefill=shared, seed=0, **kw)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(repeats):
+        for shared in (False, True):
+            t = time.perf_counter()
+            d.generate(imgs, prompts, shared_prefill=shared, seed=r, **kw)
+            rates[shared].append(n / (time.perf_counter() - t))
+    old, new = statistics.median(rates[False]), statistics.median(rates[True])
+    return {"model": model, "regime": regime, "n": n, "k": k, "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+            "repeats": repeats, "threads": torch.get_num_threads(),
+            "plain_questions_per_s": old, "shared_questions_per_s": new, "speedup": new / old}
 
 
 def grpo_speed(model: str = "base", steps: int = 5, prompts_per_step: int = 8, num_generations: int = 5, max_completion_length: int = 16) -> dict[str, Any]:

@@ -49,21 +49,29 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (defaults to sys.argv[1:]); returns the exit code."""
+    """Run the CLI with ``argv`` (defaults to sys.argv[1:]); returns the exit code.
+
+    Runs in Click's standalone mode, as the ``aot`` script does, so every exit path has one
+    code: ``typer.Exit(n)`` gives ``n``, usage errors 2, other Click exceptions their own
+    code (message shown), an abort 1, success 0. (Outside standalone mode Click hands an
+    ``Exit``'s code back as the command's return value, which used to be dropped.)
+    Exceptions of the separate ``click`` package (Typer vendors its own copy, so it does not
+    handle them) give their ``exit_code`` too; any other exception propagates."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args, prog_name="aot", standalone_mode=False)
-    except SystemExit as e:  # typer/click exit paths
-        return int(e.code or 0)
-    except typer.Exit as e:
-        return int(e.exit_code or 0)
-    except Exception as e:  # click usage errors carry their own exit code
+        app(args=args, prog_name="aot", standalone_mode=True)
+    except SystemExit as e:
+        if e.code is None or isinstance(e.code, int):
+            return int(e.code or 0)
+        print(e.code, file=sys.stderr)  # sys.exit("message")
+        return 1
+    except Exception as e:  # e.g. click.ClickException raised by a command
         code = getattr(e, "exit_code", None)
-        if code is None:
+        if not isinstance(code, int):
             raise
         if hasattr(e, "show"):
             e.show()
-        return int(code)
+        return code
     return 0
 
 

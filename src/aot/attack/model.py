@@ -11,9 +11,11 @@ from typing import Any, Sequence
 
 import torch
 
+from ..edits.ops import MAX_OPS
 from ..models.defender import Defender, conversation, load_defender
 from ..world.questions import LETTERS, Question
 from .base import AttackItem
+from .constrained import EditProgramLogitsProcessor, scene_bounds
 
 META = "aot_attacker.json"
 
@@ -39,18 +41,44 @@ def item_conversation(item: AttackItem) -> list[dict[str, Any]]:
 
 class ModelAttacker:
     """``propose(batch)``: one program per item, greedy by default (then a program depends only
-    on its item); with ``do_sample`` the draw is seeded from the batch's item seeds."""
+    on its item); with ``do_sample`` the draw is seeded from the batch's item seeds.
+
+    ``constrained`` (default): decode under the edit-language grammar
+    (:class:`~aot.attack.constrained.EditProgramLogitsProcessor`), so every proposal parses,
+    with at most ``max_ops`` ops, within ``max_new_tokens``; with ``scene_bounds`` (default)
+    object ids and coordinates are also kept within the batch's scenes (``scene_bounds``)."""
 
     name = "model"
 
-    def __init__(self, vlm: Defender, do_sample: bool = False, temperature: float = 1.0, max_new_tokens: int = 24, batch_size: int = 64):
+    def __init__(
+        self, vlm: Defender, do_sample: bool = False, temperature: float = 1.0, max_new_tokens: int = 24, batch_size: int = 64,
+        constrained: bool = True, max_ops: int = MAX_OPS, scene_bounds: bool = True,
+    ):
         self.vlm = vlm
         self.do_sample, self.temperature = do_sample, temperature
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.constrained, self.max_ops, self.scene_bounds = constrained, max_ops, scene_bounds
+        self._processors: dict[tuple, EditProgramLogitsProcessor] = {}
 
     @property
     def model(self):
         return self.vlm.model
+
+    def logits_processor(self, batch: Sequence[AttackItem] = ()) -> EditProgramLogitsProcessor | None:
+        """The grammar constraint for this attacker's tokenizer and budget, bounded to the scenes
+        of ``batch`` when ``scene_bounds`` (None when unconstrained). Built once per setting,
+        its state cache reused across calls."""
+        if not self.constrained:
+            return None
+        bounds = scene_bounds([it.scene for it in batch], self.max_ops) if self.scene_bounds and batch else {}
+        key = (self.max_ops, self.max_new_tokens, bounds.get("max_id"), bounds.get("max_coord"))
+        p = self._processors.get(key)
+        if p is None:
+            if len(self._processors) >= 8:  # a handful of settings in practice; bound the memory
+                self._processors.clear()
+            p = self._processors[key] = EditProgramLogitsProcessor(self.vlm.tokenizer, max_ops=self.max_ops, max_new_tokens=self.max_new_tokens, **bounds)
+        p.reset()
+        return p
 
     def propose(self, batch: Sequence[AttackItem]) -> list[str]:
         if not batch:
@@ -59,13 +87,13 @@ class ModelAttacker:
         outs = self.vlm.generate(
             [it.image for it in batch], [item_prompt(it) for it in batch], num_return_sequences=1,
             do_sample=self.do_sample, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
-            batch_size=self.batch_size, seed=seed,
+            batch_size=self.batch_size, seed=seed, logits_processor=self.logits_processor(batch),
         )
         return [o[0].strip() for o in outs]
 
     def save(self, path: str | Path) -> Path:
         path = self.vlm.save(path)
-        (Path(path) / META).write_text(json.dumps({"kind": "model-attacker", "max_new_tokens": self.max_new_tokens}))
+        (Path(path) / META).write_text(json.dumps({"kind": "model-attacker", "max_new_tokens": self.max_new_tokens, "constrained": self.constrained, "max_ops": self.max_ops, "scene_bounds": self.scene_bounds}))
         return path
 
     @staticmethod
@@ -76,8 +104,9 @@ class ModelAttacker:
         return ModelAttacker(load_defender(str(p)), **kwargs)
 
 
-def init_attacker(init: str = "base", seed: int = 0) -> ModelAttacker:
+def init_attacker(init: str = "base", seed: int = 0, **kwargs: Any) -> ModelAttacker:
     """A fresh attacker: weights copied from ``init`` (default: the born defender, which already
-    reads the world's images) or a random-init tiny registry model by name."""
+    reads the world's images) or a random-init tiny registry model by name; ``kwargs`` go to
+    :class:`ModelAttacker` (e.g. ``constrained=False``)."""
     torch.manual_seed(seed)
-    return ModelAttacker(load_defender(init))
+    return ModelAttacker(load_defender(init), **kwargs)

@@ -15,6 +15,8 @@ from ..rewards import completion_text
 from ..rl.grpo import RLConfig, make_trainer
 from .base import AttackItem
 from ..sft import SFTConfig, sft_vlm
+from ..edits.ops import MAX_OPS
+from .constrained import EditProgramLogitsProcessor, scene_bounds
 from .model import ModelAttacker, item_conversation, item_prompt
 from .scoring import ScoringConfig, Scored, clean_correctness, score_programs, summarize
 
@@ -56,6 +58,29 @@ class AttackerRLConfig:
     """GRPO settings (dynamic sampling in 'std' mode: groups whose rewards are all equal are dropped)."""
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     """Reward settings: k defender samples, penalties, diversity bonus, integrity thresholds."""
+    constrained: bool = True
+    """Decode under the edit-language grammar (``attack/constrained.py``): GRPO rollouts and the
+    trained attacker's proposals always parse. Rollout log-probs stay those of the
+    unconstrained policy."""
+    max_ops: int = MAX_OPS
+    """Most ops in a constrained program (the parser's limit by default)."""
+    scene_bounds: bool = True
+    """Constrained decoding also keeps object ids and coordinates within the training scenes
+    (a missing id would fail to apply and score like a parse failure)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_ops <= MAX_OPS:
+            raise ValueError(f"max_ops must be in 1..{MAX_OPS} (the parser's limit), got {self.max_ops}")
+
+
+def rollout_processor(attacker: ModelAttacker, cfg: AttackerRLConfig, items: Sequence[AttackItem] = ()) -> EditProgramLogitsProcessor:
+    """The grammar constraint for GRPO rollouts: TRL's budget, every EOS id TRL stops on, and
+    (``cfg.scene_bounds``) ids and coordinates bounded by the training scenes."""
+    tok = attacker.vlm.tokenizer
+    eos = attacker.model.generation_config.eos_token_id
+    eos_ids = [tok.eos_token_id] + ([eos] if isinstance(eos, int) else list(eos or []))
+    bounds = scene_bounds([it.scene for it in items], cfg.max_ops) if cfg.scene_bounds and items else {}
+    return EditProgramLogitsProcessor(tok, max_ops=cfg.max_ops, max_new_tokens=cfg.rl.max_completion_length, eos_token_ids=sorted(set(eos_ids)), **bounds)
 
 
 def train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[AttackItem], cfg: AttackerRLConfig) -> dict[str, Any]:
@@ -85,8 +110,9 @@ def _train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Atta
         {"prompt": [item_conversation(it) for it in items], "image": [to_pil(it.image) for it in items], "item_id": list(range(len(items)))}
     )
     reward = AttackerReward(defender, items, clean, cfg.scoring, seed=cfg.rl.seed)
+    proc = rollout_processor(attacker, cfg, items) if cfg.constrained else None
     with tempfile.TemporaryDirectory(prefix="aot-attacker-grpo-") as tmp:
-        tr = make_trainer(attacker.model, attacker.vlm.processor, ds, [reward], cfg.rl, tmp, desc="attacker GRPO")
+        tr = make_trainer(attacker.model, attacker.vlm.processor, ds, [reward], cfg.rl, tmp, desc="attacker GRPO", logits_processor=proc)
         tr.train()
         attacker.vlm.model = tr.model if not cfg.rl.lora else tr.model.merge_and_unload()
     attacker.vlm.model.eval()
@@ -167,6 +193,8 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
         from .model import ModelAttacker
 
         attacker = ModelAttacker.load(init)
+    rl = cfg.attacker_rl
+    attacker.constrained, attacker.max_ops, attacker.scene_bounds = rl.constrained, rl.max_ops, rl.scene_bounds
     if cfg.attacker_rl.rl.max_steps > 0 and n_items > 0:
         items = attack_items(n_items, ATTACK_TRAIN_BASE + seed)
         metrics |= train_attacker(attacker, defender, items, cfg.attacker_rl)

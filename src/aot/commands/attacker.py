@@ -12,7 +12,7 @@ app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 
 
-def _load_attacker(spec: str, seed: int):
+def _load_attacker(spec: str, seed: int, constrained: bool = True):
     from ..attack import ATTACKERS, make_attacker
     from ..attack.model import ModelAttacker
 
@@ -24,7 +24,7 @@ def _load_attacker(spec: str, seed: int):
     p = Path(spec)
     if not p.exists():
         raise typer.BadParameter(f"{spec!r} is neither a registered attacker ({', '.join(sorted(ATTACKERS))}) nor a directory", param_hint="--attacker")
-    return ModelAttacker.load(p)
+    return ModelAttacker.load(p, constrained=constrained)
 
 
 @app.command("eval")
@@ -34,6 +34,7 @@ def eval_cmd(
     n: int = typer.Option(500, "--n", min=1, help="Held-out questions (seeds in the evaluation range)."),
     seed: int = typer.Option(0, "--seed", min=0, max=99, help="Evaluation run seed (picks a slice of held-out scenes)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    constrained: bool = typer.Option(True, "--constrained/--unconstrained", help="A model attacker decodes under the edit-language grammar (every proposal parses)."),
 ) -> None:
     """Success rate (proposals that pass integrity and flip a clean-correct greedy answer),
     integrity pass rate, parse rate and operation mix, against a frozen defender."""
@@ -42,7 +43,7 @@ def eval_cmd(
     from ..models.defender import load_defender
 
     items = eval_attack_items(n, seed)
-    res = evaluate_attacker(_load_attacker(attacker, seed), load_defender(defender), items)
+    res = evaluate_attacker(_load_attacker(attacker, seed, constrained), load_defender(defender), items)
     res["defender"] = defender
     res["attacker"] = attacker
     if as_json:
@@ -62,7 +63,7 @@ def train_cmd(
     sft_data: Path = typer.Option(None, "--sft-data", help="AOT-SFT dataset for the cold start; built into OUT/sft with the heuristic proposer when absent."),
     sft_n: int = typer.Option(1000, "--sft-n", help="Records to build when --sft-data is absent."),
     config: Path = typer.Option(None, "--config", help="YAML with attacker settings (sections sft, rl)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set rl.max_steps=40 (repeatable)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set attacker_rl.rl.max_steps=40 or --set attacker_rl.constrained=false (repeatable)."),
     items: int = typer.Option(256, "--items", min=1, help="Training questions for attacker RL."),
     seed: int = typer.Option(0, "--seed", help="Seed."),
 ) -> None:

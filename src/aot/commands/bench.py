@@ -1,4 +1,4 @@
-"""`aot bench eval|grpo`: figures for the README (medians, ratios), not timed tests."""
+"""`aot bench eval|sampled|grpo`: figures for the README (medians, ratios), not timed tests."""
 
 from __future__ import annotations
 
@@ -29,6 +29,22 @@ def bench_eval(
     from ..bench import eval_throughput
 
     _print(eval_throughput(model, n, batch_size, regime=regime), as_json)
+
+
+@app.command("sampled")
+def bench_sampled(
+    model: str = typer.Option("base", "--model", help="base | PATH | HF-ID | tiny name."),
+    n: int = typer.Option(128, "--n", min=8, help="Questions per timed run (held-out evaluation items)."),
+    k: int = typer.Option(3, "--k", min=2, help="Samples per question."),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Questions per generate call."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed runs per path; the median is reported."),
+    regime: str = typer.Option("simple", "--regime", help="simple or complex."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Sampled generation (k per question): plain num_return_sequences vs shared prefill, questions/s and ratio."""
+    from ..bench import sampled_throughput
+
+    _print(sampled_throughput(model, n, k, batch_size, repeats, regime), as_json)
 
 
 @app.command("grpo")

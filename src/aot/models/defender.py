@@ -2,13 +2,17 @@
 
 ``Defender.generate`` is the hot path of the whole system (evaluation and reward scoring):
 left padding, ``torch.inference_mode``, one ``model.generate`` call per chunk of
-``batch_size`` prompts. ``load_defender(name_or_path)`` accepts ``"base"`` (the shipped born
-defender), a built-in tiny name (random init), a local directory or a Hugging Face id
-(offline when ``HF_HUB_OFFLINE=1``).
+``batch_size`` prompts. Sampling ``k > 1`` completions per prompt shares one prefill
+(``Defender.generate_ids``): the prompt (image encoder included) runs once per prompt and its
+KV cache is repeated ``k`` times, where ``num_return_sequences=k`` prefills ``k`` copies.
+``load_defender(name_or_path)`` accepts ``"base"`` (the shipped born defender), a built-in
+tiny name (random init), a local directory or a Hugging Face id (offline when
+``HF_HUB_OFFLINE=1``).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -31,6 +35,9 @@ META_FILE = "aot_defender.json"
 """Written beside the weights: the architecture, so the processor can be rebuilt part by part."""
 
 ImageLike = np.ndarray | Image.Image
+
+PER_TOKEN_KEYS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
+"""Processor outputs laid out per prompt token (sliced with the prompt for the shared prefill)."""
 
 
 def conversation(prompt: str) -> list[dict[str, Any]]:
@@ -93,8 +100,16 @@ class Defender:
         max_new_tokens: int = 16,
         batch_size: int = 64,
         seed: int | None = None,
+        shared_prefill: bool = True,
+        logits_processor: Any = None,
     ) -> list[list[str]]:
-        """Completions: one list of ``num_return_sequences`` strings per (image, prompt)."""
+        """Completions: one list of ``num_return_sequences`` strings per (image, prompt).
+
+        Sampled with ``num_return_sequences > 1``, the samples of a prompt share one prefill
+        (``generate_ids``); ``shared_prefill=False`` keeps the plain ``num_return_sequences``
+        path (same distribution; for a fixed seed the draws may differ; for benchmarks).
+        ``logits_processor``: a ``transformers`` logits processor (or a list of them) applied at
+        every decoding step, e.g. the attacker's edit-language constraint."""
         if len(images) != len(prompts):
             raise ValueError(f"generate: {len(images)} images but {len(prompts)} prompts")
         if seed is not None:
@@ -110,13 +125,14 @@ class Defender:
                 gen_kwargs: dict[str, Any] = dict(
                     max_new_tokens=max_new_tokens,
                     do_sample=do_sample,
-                    num_return_sequences=k,
                     pad_token_id=tok.pad_token_id,
                     eos_token_id=tok.eos_token_id,
                 )
                 if do_sample:
                     gen_kwargs |= dict(temperature=temperature, top_k=0, top_p=1.0)
-                seqs = self.model.generate(**batch, **gen_kwargs)
+                if logits_processor is not None:
+                    gen_kwargs["logits_processor"] = _processor_list(logits_processor)
+                seqs = self.generate_ids(batch, k, shared_prefill=shared_prefill, **gen_kwargs)
                 texts = tok.batch_decode(seqs[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
                 for j in range(len(texts) // k):
                     group = texts[j * k : (j + 1) * k]
@@ -124,6 +140,59 @@ class Defender:
         finally:
             self.model.train(was_training)
         return out
+
+    @torch.inference_mode()
+    def generate_ids(self, batch: dict[str, torch.Tensor], num_return_sequences: int = 1, shared_prefill: bool = True, **gen_kwargs: Any):
+        """``model.generate`` on one processed batch (``inputs``), ``num_return_sequences`` rows per
+        prompt: rows ``j*k .. j*k+k-1`` belong to prompt ``j`` (``model.generate``'s layout).
+
+        With ``k > 1`` and ``shared_prefill`` the prompt is encoded once: one forward over all
+        but its last token (image encoder included), with the position ids ``generate`` would
+        build (Qwen2.5-VL's M-RoPE ids included); the KV cache, attention mask and position ids
+        are repeated ``k`` times and ``generate`` continues from the cache, feeding only the last
+        prompt token before sampling. Each row's tokens are drawn from the same distribution as
+        with ``num_return_sequences=k`` (a fixed seed may give other draws). Greedy decoding
+        (``k == 1``) and models the shared path does not fit keep the plain call."""
+        k = num_return_sequences
+        if k > 1 and shared_prefill and self._can_share_prefill(batch):
+            return self._generate_shared(batch, k, **gen_kwargs)
+        return self.model.generate(**batch, num_return_sequences=k, **gen_kwargs)
+
+    def _can_share_prefill(self, batch: dict[str, torch.Tensor]) -> bool:
+        """The shared prefill needs a position-id aware forward, a cache, and a prompt whose
+        last token is plain text (the image placeholders all fall in the prefilled part)."""
+        model = self.model
+        params = inspect.signature(model.forward).parameters
+        if "position_ids" not in params or not hasattr(model, "_prepare_position_ids_for_generation"):
+            return False
+        if batch["input_ids"].shape[1] < 2 or "inputs_embeds" in batch:
+            return False
+        last = batch["input_ids"][:, -1]
+        for key in ("image_token_id", "video_token_id"):
+            tid = getattr(model.config, key, None)
+            if tid is not None and bool((last == tid).any()):
+                return False
+        if "mm_token_type_ids" in batch and bool(batch["mm_token_type_ids"][:, -1].any()):
+            return False
+        return True
+
+    def _generate_shared(self, batch: dict[str, torch.Tensor], k: int, **gen_kwargs: Any):
+        model = self.model
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        # The position ids generate builds for the full prompt: cumulative over the mask
+        # (left padding), Qwen2.5-VL: (4, B, L) text + 3D M-RoPE ids.
+        position_ids = model._prepare_position_ids_for_generation(ids, {key: v for key, v in batch.items() if key != "input_ids"})
+        head = {key: (v[:, :-1] if key in PER_TOKEN_KEYS else v) for key, v in batch.items()}
+        fwd: dict[str, Any] = dict(head, position_ids=position_ids[..., :-1], use_cache=True, return_dict=True)
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            fwd["logits_to_keep"] = 1
+        cache = getattr(model(**fwd), "cache", None)
+        if cache is None:  # a model that returns no cache: the plain path
+            return model.generate(**batch, num_return_sequences=k, **gen_kwargs)
+        cache.batch_repeat_interleave(k)
+        rep_ids, rep_mask = ids.repeat_interleave(k, dim=0), mask.repeat_interleave(k, dim=0)
+        rep_pos = position_ids.repeat_interleave(k, dim=1 if position_ids.ndim == 3 else 0)
+        return model.generate(input_ids=rep_ids, attention_mask=rep_mask, position_ids=rep_pos, cache=cache, num_return_sequences=1, **gen_kwargs)
 
     def answer(self, images: Sequence[ImageLike], questions: Sequence[Question], **kwargs: Any) -> list[list[str | None]]:
         """Extracted letters (None when unreadable) per question, one per returned sequence."""
@@ -153,6 +222,14 @@ class Defender:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return path
+
+
+def _processor_list(processors: Any):
+    from transformers import LogitsProcessorList
+
+    if isinstance(processors, LogitsProcessorList):
+        return processors
+    return LogitsProcessorList(processors if isinstance(processors, (list, tuple)) else [processors])
 
 
 def save_processor(processor, path: str | os.PathLike, arch: str | None) -> None:

@@ -91,8 +91,12 @@ class RLConfig:
 class DynamicSamplingGRPOTrainer(GRPOTrainer):
     """GRPOTrainer plus the paper's dynamic-sampling filter (see ``dynamic_sampling.py``)."""
 
-    def __init__(self, *args: Any, ds_enabled: bool = True, ds_low: float = 0.01, ds_high: float = 0.99, ds_mode: str = "mean", **kwargs: Any):
+    def __init__(
+        self, *args: Any, ds_enabled: bool = True, ds_low: float = 0.01, ds_high: float = 0.99, ds_mode: str = "mean",
+        logits_processor: Any = None, **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
+        self.logits_processor = logits_processor  # applied to rollouts (transformers path only)
         self.ds_enabled, self.ds_low, self.ds_high, self.ds_mode = ds_enabled, ds_low, ds_high, ds_mode
         self._last_rewards_per_func: torch.Tensor | None = None
         self.ds_kept = 0
@@ -106,6 +110,30 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
             return super()._generate(prompts)
         finally:
             self.generate_seconds += time.perf_counter() - t
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs):  # type: ignore[override]
+        """TRL's rollout generation, with ``self.logits_processor`` handed to ``model.generate``.
+
+        TRL (1.16) builds its ``generate`` call itself and takes no logits processor, so the
+        unwrapped model's ``generate`` is wrapped for the duration of the call. Rollouts are then
+        sampled under the constraint while TRL computes log-probs under the unconstrained
+        policy (the masked tokens keep their probability mass there): the update is slightly
+        off-policy, which is accepted. vLLM and continuous batching are left unconstrained."""
+        proc = self.logits_processor
+        if proc is None or self.use_vllm or getattr(self, "use_transformers_continuous_batching", False):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs)
+        from transformers import LogitsProcessorList
+
+        if hasattr(proc, "reset"):
+            proc.reset()
+        model = self.accelerator.unwrap_model(self.model_wrapped)
+        plain = model.generate
+        procs = proc if isinstance(proc, LogitsProcessorList) else LogitsProcessorList([proc])
+        model.generate = lambda *a, **kw: plain(*a, logits_processor=procs, **kw)
+        try:
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs)
+        finally:
+            del model.generate  # back to the class's method
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):  # type: ignore[override]
         t = time.perf_counter()
@@ -184,8 +212,11 @@ def make_trainer(
     output_dir: str,
     progress: bool = True,
     desc: str = "GRPO",
+    logits_processor: Any = None,
     **overrides: Any,
 ) -> DynamicSamplingGRPOTrainer:
+    """``logits_processor``: applied to every rollout (e.g. the attacker's edit-language
+    constraint); ``overrides`` go to ``GRPOConfig``."""
     peft_config = None
     if cfg.lora:
         from peft import LoraConfig
@@ -206,6 +237,7 @@ def make_trainer(
         ds_low=cfg.ds_low,
         ds_high=cfg.ds_high,
         ds_mode=cfg.ds_mode,
+        logits_processor=logits_processor,
     )
     # our own progress bar instead of the Trainer's printed log dicts
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
