@@ -81,3 +81,13 @@ def test_cold_start_then_two_grpo_steps_change_parameters():
     assert m["attacker/kept_groups"] > 0 and delta > 0
     ev = evaluate_attacker(att, ScriptedDefender(items), items)
     assert set(ev) >= {"success_rate", "integrity_pass_rate", "parse_rate", "op_mix"}
+
+
+def test_clean_correct_items_keeps_only_attackable_questions():
+    from aot.attack.train import clean_correct_items
+
+    items, clean = clean_correct_items(["a", "b", "c", "d"], [True, False, True, False])
+    assert items == ["a", "c"] and clean == [True, True]
+    # none right: keep everything rather than train on nothing
+    items, clean = clean_correct_items(["a", "b"], [False, False])
+    assert items == ["a", "b"] and clean == [False, False]

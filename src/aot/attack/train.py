@@ -67,6 +67,10 @@ class AttackerRLConfig:
     scene_bounds: bool = True
     """Constrained decoding also keeps object ids and coordinates within the training scenes
     (a missing id would fail to apply and score like a parse failure)."""
+    clean_correct_only: bool = True
+    """Train only on the questions the frozen defender answers right on the clean image: on the
+    others no edit can earn a reward (efficacy needs a clean-correct answer), so every group
+    would score alike and dynamic sampling would drop it anyway."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_ops <= MAX_OPS:
@@ -81,6 +85,15 @@ def rollout_processor(attacker: ModelAttacker, cfg: AttackerRLConfig, items: Seq
     eos_ids = [tok.eos_token_id] + ([eos] if isinstance(eos, int) else list(eos or []))
     bounds = scene_bounds([it.scene for it in items], cfg.max_ops) if cfg.scene_bounds and items else {}
     return EditProgramLogitsProcessor(tok, max_ops=cfg.max_ops, max_new_tokens=cfg.rl.max_completion_length, eos_token_ids=sorted(set(eos_ids)), **bounds)
+
+
+def clean_correct_items(items: Sequence[Any], clean: Sequence[bool]) -> tuple[list[Any], list[bool]]:
+    """The items the defender answers right on the clean image (all of them when it answers
+    none right: then every group scores alike and is dropped, but training does not crash)."""
+    keep = [i for i, ok in enumerate(clean) if ok]
+    if not keep:
+        return list(items), list(clean)
+    return [items[i] for i in keep], [True] * len(keep)
 
 
 def train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[AttackItem], cfg: AttackerRLConfig) -> dict[str, Any]:
@@ -106,6 +119,9 @@ def _train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Atta
     from datasets import Dataset
 
     clean = clean_correctness(defender, items, cfg.scoring, seed=cfg.rl.seed)
+    clean_rate = float(np.mean(clean)) if clean else float("nan")
+    if cfg.clean_correct_only:
+        items, clean = clean_correct_items(items, clean)
     ds = Dataset.from_dict(
         {"prompt": [item_conversation(it) for it in items], "image": [to_pil(it.image) for it in items], "item_id": list(range(len(items)))}
     )
@@ -126,7 +142,8 @@ def _train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Atta
         "attacker/rollout_integrity_rate": summ["integrity_pass_rate"],
         "attacker/rollout_success_rate": summ["success_rate"],
         "attacker/op_mix": summ["op_mix"],
-        "attacker/clean_correct_rate": float(np.mean(clean)) if clean else float("nan"),
+        "attacker/clean_correct_rate": clean_rate,
+        "attacker/train_items": len(items),
         "attacker/kept_groups": int(tr.ds_kept),
         "attacker/dropped_groups": int(tr.ds_dropped),
         "attacker/steps": int(tr.state.global_step),

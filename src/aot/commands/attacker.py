@@ -12,7 +12,7 @@ app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 
 
-def _load_attacker(spec: str, seed: int, constrained: bool = True):
+def _load_attacker(spec: str, seed: int, constrained: bool = True, temperature: float = 0.0):
     from ..attack import ATTACKERS, make_attacker
     from ..attack.model import ModelAttacker
 
@@ -24,7 +24,7 @@ def _load_attacker(spec: str, seed: int, constrained: bool = True):
     p = Path(spec)
     if not p.exists():
         raise typer.BadParameter(f"{spec!r} is neither a registered attacker ({', '.join(sorted(ATTACKERS))}) nor a directory", param_hint="--attacker")
-    return ModelAttacker.load(p, constrained=constrained)
+    return ModelAttacker.load(p, constrained=constrained, do_sample=temperature > 0, temperature=temperature or 1.0)
 
 
 @app.command("eval")
@@ -35,6 +35,7 @@ def eval_cmd(
     seed: int = typer.Option(0, "--seed", min=0, max=99, help="Evaluation run seed (picks a slice of held-out scenes)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     constrained: bool = typer.Option(True, "--constrained/--unconstrained", help="A model attacker decodes under the edit-language grammar (every proposal parses)."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="A model attacker samples its programs at this temperature (seeded by the items); 0: greedy, its single most likely program."),
 ) -> None:
     """Success rate (proposals that pass integrity and flip a clean-correct greedy answer),
     integrity pass rate, parse rate and operation mix, against a frozen defender."""
@@ -43,9 +44,10 @@ def eval_cmd(
     from ..models.defender import load_defender
 
     items = eval_attack_items(n, seed)
-    res = evaluate_attacker(_load_attacker(attacker, seed, constrained), load_defender(defender), items)
+    res = evaluate_attacker(_load_attacker(attacker, seed, constrained, temperature), load_defender(defender), items)
     res["defender"] = defender
     res["attacker"] = attacker
+    res["temperature"] = temperature
     if as_json:
         print(json.dumps(res, indent=2, sort_keys=True))
         return
@@ -64,7 +66,7 @@ def train_cmd(
     sft_n: int = typer.Option(1000, "--sft-n", help="Records to build when --sft-data is absent."),
     config: Path = typer.Option(None, "--config", help="YAML with attacker settings (sections sft, rl)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set attacker_rl.rl.max_steps=40 or --set attacker_rl.constrained=false (repeatable)."),
-    items: int = typer.Option(256, "--items", min=1, help="Training questions for attacker RL."),
+    items: int = typer.Option(256, "--items", min=0, help="Training questions for attacker RL (0: cold start only, no RL)."),
     seed: int = typer.Option(0, "--seed", help="Seed."),
 ) -> None:
     """Cold start (SFT on effective AOT-SFT edits) then GRPO against the frozen defender."""
