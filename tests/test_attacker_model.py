@@ -91,3 +91,8 @@ def test_clean_correct_items_keeps_only_attackable_questions():
     # none right: keep everything rather than train on nothing
     items, clean = clean_correct_items(["a", "b"], [False, False])
     assert items == ["a", "b"] and clean == [False, False]
+    # fewer than one batch of prompts: cycled up to it (else GRPO would take no step)
+    items, clean = clean_correct_items(["a", "b", "c"], [False, True, False], min_items=4)
+    assert items == ["b", "b", "b", "b"] and clean == [True] * 4
+    items, clean = clean_correct_items(["a", "b", "c"], [True, True, False], min_items=3)
+    assert items == ["a", "b", "a"]

@@ -87,13 +87,14 @@ def rollout_processor(attacker: ModelAttacker, cfg: AttackerRLConfig, items: Seq
     return EditProgramLogitsProcessor(tok, max_ops=cfg.max_ops, max_new_tokens=cfg.rl.max_completion_length, eos_token_ids=sorted(set(eos_ids)), **bounds)
 
 
-def clean_correct_items(items: Sequence[Any], clean: Sequence[bool]) -> tuple[list[Any], list[bool]]:
+def clean_correct_items(items: Sequence[Any], clean: Sequence[bool], min_items: int = 1) -> tuple[list[Any], list[bool]]:
     """The items the defender answers right on the clean image (all of them when it answers
-    none right: then every group scores alike and is dropped, but training does not crash)."""
-    keep = [i for i, ok in enumerate(clean) if ok]
-    if not keep:
-        return list(items), list(clean)
-    return [items[i] for i in keep], [True] * len(keep)
+    none right: then every group scores alike and is dropped, but training does not crash),
+    cycled up to ``min_items`` (one GRPO batch of prompts: fewer would give no step at all)."""
+    keep = [i for i, ok in enumerate(clean) if ok] or list(range(len(items)))
+    while len(keep) < min_items:
+        keep += keep[: min_items - len(keep)]
+    return [items[i] for i in keep], [bool(clean[i]) for i in keep]
 
 
 def train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[AttackItem], cfg: AttackerRLConfig) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def _train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Atta
     clean = clean_correctness(defender, items, cfg.scoring, seed=cfg.rl.seed)
     clean_rate = float(np.mean(clean)) if clean else float("nan")
     if cfg.clean_correct_only:
-        items, clean = clean_correct_items(items, clean)
+        items, clean = clean_correct_items(items, clean, cfg.rl.prompts_per_step)
     ds = Dataset.from_dict(
         {"prompt": [item_conversation(it) for it in items], "image": [to_pil(it.image) for it in items], "item_id": list(range(len(items)))}
     )
