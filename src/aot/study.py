@@ -174,7 +174,7 @@ def aggregate(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, l
 
 HEADLINE = [
     "vstar/greedy/accuracy", "vstar/strict3/accuracy", "hr/greedy/accuracy", "pope/greedy/adversarial/f1",
-    "pope/greedy/mean/f1", "clean/greedy/accuracy", "robust/greedy/attacked_accuracy",
+    "pope/greedy/mean/f1", "clean/greedy/accuracy", "robust/greedy/attacked/accuracy",
 ]
 
 
