@@ -21,7 +21,7 @@ if MIM:
             if a.q_proj.bias is not None: a.q_proj.bias.zero_(); a.k_proj.bias.zero_()
 rng=np.random.default_rng(0)
 def ex():
-    n=int(rng.integers(1,4)); cols=rng.choice(8,n,replace=False); shp=rng.choice(len(SHAPES),n,replace=False)
+    n=int(os.environ.get("NOBJ","0")) or int(rng.integers(1,4)); cols=rng.choice(8,n,replace=False); shp=rng.choice(len(SHAPES),n,replace=False)
     k=int(rng.integers(n))
     scene=", ".join(f"{COLOR_NAMES[c]} {SHAPES[s]}" for c,s in zip(cols,shp))
     if os.environ.get("IND"): return f"Scene: {scene}\nWhat colour is the {SHAPES[shp[k]]}? Answer: {SHAPES[shp[k]]}", f" {COLOR_NAMES[cols[k]]}"
