@@ -6,6 +6,12 @@ from aot.models.defender import Defender
 from aot.world.types import COLOR_NAMES, SHAPES
 ARCH=os.environ.get("ARCH","vl"); LR=float(os.environ.get("LR","1e-3")); STEPS=int(os.environ.get("STEPS","300"))
 model, proc = build_tiny("tiny-qwen2.5-vl", seed=0); tok=proc.tokenizer
+if ARCH=="gpt2":
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model=GPT2LMHeadModel(GPT2Config(vocab_size=proc.tokenizer.vocab_size+64,n_embd=192,n_layer=4,n_head=6,n_positions=256))
+if ARCH=="llama":
+    from transformers import LlamaConfig, LlamaForCausalLM
+    model=LlamaForCausalLM(LlamaConfig(vocab_size=len(proc.tokenizer),hidden_size=192,intermediate_size=512,num_hidden_layers=4,num_attention_heads=6,num_key_value_heads=6,tie_word_embeddings=True,max_position_embeddings=256))
 if ARCH=="plain":
     from transformers import Qwen2Config, Qwen2ForCausalLM
     tc=model.config.text_config
