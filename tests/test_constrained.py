@@ -159,6 +159,69 @@ def test_constrained_generate_with_several_samples_per_prompt(attacker):
     assert [len(o) for o in outs] == [3] * 4 and all(_parses(t) for o in outs for t in o), outs
 
 
+def _batch_allowed(proc, tok, prefix: str, rows: int, prompt_len: int = 5) -> list[set[str]]:
+    """Per row, the token strings the processor allows after ``prefix`` (the same text in every row)."""
+    ids = tok(prefix, add_special_tokens=False)["input_ids"]
+    strings = token_strings(tok)
+    seq = torch.full((rows, prompt_len), tok.pad_token_id, dtype=torch.long)
+    for t in [None] + ids:
+        if t is not None:
+            seq = torch.cat([seq, torch.full((rows, 1), t)], dim=1)
+        out = proc(seq, torch.zeros(rows, len(tok)))
+    return [{strings[i] for i in torch.nonzero(torch.isfinite(r)).flatten().tolist()} for r in out]
+
+
+def test_per_row_id_sets_follow_prompts_and_chunks(tok):
+    """Row r of a call with k samples per prompt takes prompt r // k's ids; the next generate call
+    (the next chunk of ``Defender.generate``) takes the following prompts; an empty set drops
+    the ops that need an id."""
+    proc = EditProgramLogitsProcessor(tok, max_ops=1, max_coord=64, row_ids=[[0, 2], [1], [3, 12], []], num_return_sequences=2)
+    a = _batch_allowed(proc, tok, "remove ", rows=4)
+    assert a[0] == a[1] == {"0", "2"} and a[2] == a[3] == {"1"}
+    a = _batch_allowed(proc, tok, "move 1", rows=2, prompt_len=6)  # second call (chunk): prompt 2, ids 3 and 12
+    assert a[0] == a[1] == {"2"}  # '1' may only go on to '12'
+    first = _batch_allowed(proc, tok, "", rows=2, prompt_len=12)  # a new call: prompt 3, no objects
+    assert {"add", "photo"} <= first[0] and not any(s.startswith(("rem", "mov", "rep")) for s in first[0] if s)
+    with pytest.raises(ValueError, match="per-row id sets"):
+        _batch_allowed(proc, tok, "", rows=2, prompt_len=5)  # past the last prompt
+    proc.set_rows(None)
+    assert _batch_allowed(proc, tok, "remove ", rows=3)[2] >= {"0", "1", "9"}
+    # a removed object cannot be named again later in the program
+    proc = EditProgramLogitsProcessor(tok, max_ops=3, max_coord=64, row_ids=[[0, 2], [0, 5]])
+    a = _batch_allowed(proc, tok, "remove 0\nmove ", rows=2)
+    assert a[0] == {"2"} and a[1] == {"5"}
+    proc.reset()
+    first = _batch_allowed(proc, tok, "remove 0\nremove 5\n", rows=2)[1]  # prompt 1 has no object left
+    assert {"add", "photo"} <= first and not any(s.startswith(("rem", "mov", "rep")) for s in first if s)
+
+
+def test_per_row_bounds_sampled_programs_name_own_ids_and_apply(attacker, monkeypatch):
+    """``propose`` bounds each row to its own scene's ids: on items with 2-4 objects (and one
+    with a gap in its ids) every sampled program names only ids of its scene and applies (no
+    removed object named again). Chunks of ``batch_size`` keep the row-to-item mapping."""
+    from aot.edits import apply_program
+    from aot.edits.ops import MoveObject, RemoveObject, ReplaceAttrs
+
+    items = _items(20)
+    sc = items[1].scene  # 4 objects: drop id 1 -> ids 0, 2, 3
+    sc = sc.with_objects(tuple(o for o in sc.objects if o.id != 1))
+    items.append(AttackItem(sc, render(sc), sample_question(sc, np.random.default_rng(1), "attribute"), 99))
+    assert len({len(it.scene.objects) for it in items}) >= 3
+    for name, v in dict(constrained=True, do_sample=True, scene_bounds=True, batch_size=8).items():
+        monkeypatch.setattr(attacker, name, v)
+    named_total = 0
+    for max_ops in (4, 1):
+        monkeypatch.setattr(attacker, "max_ops", max_ops)
+        texts = attacker.propose(items * 2)
+        for it, t in zip(items * 2, texts):
+            prog = parse_program(t, max_ops=max_ops)
+            named = {op.id for op in prog if isinstance(op, (RemoveObject, ReplaceAttrs, MoveObject))}
+            assert named <= {o.id for o in it.scene.objects}, (t, sorted(o.id for o in it.scene.objects))
+            named_total += len(named)
+            apply_program(it.scene, prog, it.image)  # raises if it does not apply
+    assert named_total > 0  # some programs did name objects
+
+
 def test_unconstrained_random_attacker_mostly_fails_to_parse(attacker):
     attacker.constrained, attacker.do_sample = False, True
     texts = attacker.propose(_items(20))

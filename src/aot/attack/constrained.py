@@ -25,6 +25,10 @@ How it works:
 ``max_id`` / ``max_coord`` (see :func:`scene_bounds`) optionally tighten the parser's id and
 coordinate ranges to the scenes at hand: a program naming a missing object parses but fails
 to apply, which the attacker's reward scores like a parse failure.
+Per-row id sets (``row_ids``, :meth:`EditProgramLogitsProcessor.set_rows`) go further: each
+row may name only the ids of its own scene's objects (one grammar per distinct id set). After a
+``remove ID`` line the row continues in the grammar of the remaining ids, so later lines do
+not name a removed object. Not allowed: an id that an earlier ``add`` of the program creates.
 
 Speed: processor time per decoding step, batch 64, 24 tokens, vocabulary 793, measured on
 the 2-core CPU (one thread, niced, beside another job), random logits:
@@ -69,6 +73,8 @@ _INF = 10**9
 # used = bit mask of keys already given, pending = ((field index, lower bound), ...)
 OP, POS, KEY, VAL, DONE = range(5)
 DONE_STATE = (DONE,)
+_DONE_KEY = (0, DONE_STATE)
+"""The processor's key of the finished state (keys are (grammar index, canonical state))."""
 
 
 # --- value slots -----------------------------------------------------------------------
@@ -258,7 +264,9 @@ class _OpGrammar:
         return (1 << len(self.key_names)) - 1
 
 
-def _compile(cls: type[Op], max_id: int | None = None, max_coord: int | None = None) -> _OpGrammar:
+def _compile(cls: type[Op], max_id: int | None = None, max_coord: int | None = None, ids: frozenset[int] | None = None) -> _OpGrammar | None:
+    """``ids``: the object ids allowed (an id field then takes exactly these); None when an op
+    needs an id and none is allowed."""
     names = [f for f, _ in cls.POS]
     feeds: dict[int, int] = {}
     if cls.cross_check.__func__ is not Op.cross_check.__func__:  # type: ignore[attr-defined]
@@ -275,6 +283,12 @@ def _compile(cls: type[Op], max_id: int | None = None, max_coord: int | None = N
 
     fields = []
     for j, (fname, kind) in enumerate(cls.POS):
+        if kind is OBJ_ID and ids is not None:
+            choices = [str(v) for v in sorted(ids) if kind.lo <= v <= kind.hi]
+            if not choices:
+                return None
+            fields.append(_Field(fname, _NameSlot(choices), None, None))
+            continue
         hi = top(kind)
         if j in feeds:  # leave room for the field that must exceed this one
             hi = min(hi, top(cls.POS[feeds[j]][1]) - 1)
@@ -291,13 +305,21 @@ class EditGrammar:
     many characters at least it takes to get there, ``canon(state)`` a hashable key equal for
     states with the same completions."""
 
-    def __init__(self, max_ops: int = MAX_OPS, max_id: int | None = None, max_coord: int | None = None, op_types: Iterable[type[Op]] = OP_TYPES):
+    def __init__(
+        self, max_ops: int = MAX_OPS, max_id: int | None = None, max_coord: int | None = None, op_types: Iterable[type[Op]] = OP_TYPES,
+        ids: Iterable[int] | None = None,
+    ):
+        """``ids``: the exact set of object ids an id field may name (e.g. the ids of one
+        scene's objects; overrides ``max_id``); ops that need an id are left out when it is empty."""
         if max_ops < 1:
             raise ValueError(f"max_ops must be >= 1, got {max_ops}")
         if (max_id is not None and max_id < 0) or (max_coord is not None and max_coord < 1):
             raise ValueError(f"need max_id >= 0 and max_coord >= 1, got {max_id}, {max_coord}")
         self.max_ops, self.max_id, self.max_coord = max_ops, max_id, max_coord
-        self.ops = tuple(_compile(c, max_id, max_coord) for c in op_types)
+        self.ids = None if ids is None else frozenset(int(v) for v in ids)
+        self.ops = tuple(g for c in op_types if (g := _compile(c, max_id, max_coord, self.ids)) is not None)
+        if not self.ops:
+            raise ValueError("no op of the edit language fits these bounds")
         self.op_index = {g.name: i for i, g in enumerate(self.ops)}
         self.op_prefixes = frozenset(g.name[:i] for g in self.ops for i in range(1, len(g.name) + 1))
         self.start = (OP, 0, "")
@@ -539,6 +561,13 @@ class EditProgramLogitsProcessor(LogitsProcessor):
     :func:`scene_bounds`); None keeps the parser's. The processor keeps
     per-row state between calls and notices a new ``generate`` call by itself (a batch that
     does not extend the previous one by one token); ``reset()`` forces it.
+
+    ``row_ids`` (or :meth:`set_rows`): per prompt, the exact object ids its programs may name
+    (e.g. ``[o.id for o in scene.objects]``), with ``num_return_sequences`` k rows per prompt:
+    generated row r belongs to prompt r // k (the layout of ``transformers``'
+    ``num_return_sequences`` and of ``Defender.generate``'s shared prefill). Successive
+    ``generate`` calls after a reset take the following prompts in order, so one list covers
+    ``Defender.generate``'s chunks of ``batch_size`` prompts. Rows past the list are an error.
     """
 
     MAX_STATES = 20_000
@@ -546,9 +575,11 @@ class EditProgramLogitsProcessor(LogitsProcessor):
 
     def __init__(
         self, tokenizer: Any, max_ops: int = MAX_OPS, max_new_tokens: int | None = None, eos_token_ids: Sequence[int] | int | None = None,
-        max_id: int | None = None, max_coord: int | None = None,
+        max_id: int | None = None, max_coord: int | None = None, row_ids: Sequence[Iterable[int]] | None = None, num_return_sequences: int = 1,
     ):
         self.grammar = EditGrammar(max_ops, max_id=max_id, max_coord=max_coord)
+        self.grammars: list[EditGrammar] = [self.grammar]  # index 0: the shared bounds; then one per id set
+        self._grammar_index: dict[frozenset[int], int] = {}
         self.max_new_tokens = max_new_tokens
         eos = tokenizer.eos_token_id if eos_token_ids is None else eos_token_ids
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos)
@@ -563,7 +594,44 @@ class EditProgramLogitsProcessor(LogitsProcessor):
             raise ValueError(f"the tokenizer has no single-character token for {missing}; the constrained decoder needs one per grammar character")
         self.trie = _Trie(strings, self.grammar.alphabet)
         self._clear()
+        self._row_gi: list[int] | None = None
+        self._k = 1
+        self.set_rows(row_ids, num_return_sequences)
+
+    MAX_GRAMMARS = 256
+    """Distinct per-row id sets kept before the grammars and the state cache are dropped."""
+
+    def set_rows(self, row_ids: Sequence[Iterable[int]] | None, num_return_sequences: int = 1) -> None:
+        """Per-prompt id sets (see the class docstring; None: every row uses the shared bounds),
+        then ``reset()``."""
+        if num_return_sequences < 1:
+            raise ValueError(f"num_return_sequences must be >= 1, got {num_return_sequences}")
+        self._k = num_return_sequences
+        if row_ids is None:
+            self._row_gi = None
+        else:
+            sets = [frozenset(int(v) for v in ids) for ids in row_ids]
+            if len(self._grammar_index) + len(set(sets)) > self.MAX_GRAMMARS:
+                self.grammars, self._grammar_index = [self.grammar], {}
+                self._clear()
+            g0 = self.grammar
+            self._row_gi = [self._grammar_for(ids) for ids in sets]
         self.reset()
+
+    def _grammar_for(self, ids: frozenset[int]) -> int:
+        gi = self._grammar_index.get(ids)
+        if gi is None:
+            gi = self._grammar_index[ids] = len(self.grammars)
+            self.grammars.append(EditGrammar(self.grammar.max_ops, max_coord=self.grammar.max_coord, ids=ids))
+        return gi
+
+    def _after_remove(self, gi: int, st: tuple, ch: str) -> int:
+        """The grammar a row continues in after ``ch`` from ``st``: with per-row id sets, a
+        finished ``remove ID`` line takes ID out of the ids later lines may name."""
+        g = self.grammars[gi]
+        if g.ids is None or ch != "\n" or st[0] != POS or g.ops[st[2]].name != "remove":
+            return gi
+        return self._grammar_for(g.ids - {int(st[4])})
 
     def _clear(self) -> None:
         self._entries: dict[Any, _Entry] = {}
@@ -572,46 +640,54 @@ class EditProgramLogitsProcessor(LogitsProcessor):
         self._n = 0
         self._dev: torch.Tensor | None = None  # copy on the logits' device, first _dev_n rows synced
         self._dev_n = 0
-        self.grammar._min.clear()
+        for g in getattr(self, "grammars", [self.grammar]):
+            g._min.clear()
 
     def reset(self) -> None:
         """Forget the rows of the current generation (the state cache is kept)."""
         self._prev: torch.Tensor | None = None
         self._keys: list[Any] = []
         self._start = 0
+        self._row0 = 0  # first prompt of the next generate call (per-row id sets)
 
     # one (vocab,) row of "characters still needed after this token" per state; BIG = not allowed
     BIG = 2**15 - 1
 
+    # state keys are (grammar index, canonical state)
     def _entry(self, key: Any) -> _Entry:
         e = self._entries.get(key)
         if e is not None:
             return e
         s = self._reps[key]
-        g = self.grammar
+        gi = key[0]
+        g = self.grammars[gi]
         need = [self.BIG] * self.vocab
         nxt: dict[int, Any] = {}
         if s[0] == DONE:
             for tid in self.done_ids:
                 need[tid] = 0
         else:
-            stack = [(0, s)]
+            stack = [(0, s, gi)]
             children, tokens = self.trie.children, self.trie.tokens
             while stack:
-                node, st = stack.pop()
+                node, st, gc = stack.pop()
+                gr = self.grammars[gc]
                 for ch, child in children[node].items():
-                    s2 = g.step(st, ch)
+                    s2 = gr.step(st, ch)
                     if s2 is None:
                         continue
+                    g2 = self._after_remove(gc, st, ch)  # s2 is then (OP, n, ""), the same state in any grammar
+                    gr2 = self.grammars[g2]
                     if tokens[child]:
-                        k2 = g.canon(s2)
+                        c2 = gr2.canon(s2)
+                        k2 = (g2, c2)
                         self._reps.setdefault(k2, s2)
-                        m = min(g.min_chars(s2, k2), self.BIG - 1)
+                        m = min(gr2.min_chars(s2, c2), self.BIG - 1)
                         for tid in tokens[child]:
                             nxt[tid] = k2
                             need[tid] = m
                     if children[child]:
-                        stack.append((child, s2))
+                        stack.append((child, s2, g2))
             if g.can_end(s):
                 for tid in self.eos_ids:
                     need[tid] = 0
@@ -644,15 +720,29 @@ class EditProgramLogitsProcessor(LogitsProcessor):
             keys = self._keys
             for b, tok in enumerate(input_ids[:, -1].tolist()):
                 # None: EOS, padding after EOS, or a token forced past the mask; the row is over
-                keys[b] = self._entries[keys[b]].next.get(tok, DONE_STATE)
+                keys[b] = self._entries[keys[b]].next.get(tok, _DONE_KEY)
         else:  # a new generate call: the prompt ends here
             if len(self._entries) > self.MAX_STATES:
                 self._clear()
             self._start = L
-            start_key = self.grammar.canon(self.grammar.start)
-            self._reps.setdefault(start_key, self.grammar.start)
-            self._reps.setdefault(DONE_STATE, DONE_STATE)
-            self._keys = [start_key] * B
+            self._reps.setdefault(_DONE_KEY, DONE_STATE)
+            if self._row_gi is None:
+                gis = [0] * B
+            else:
+                k, r0 = self._k, self._row0
+                if B % k or r0 + B // k > len(self._row_gi):
+                    raise ValueError(
+                        f"constrained decoder: per-row id sets for {len(self._row_gi)} prompts x {k} samples, but this generate call "
+                        f"has {B} rows after {r0} prompts (reset() or set_rows() before a new batch)"
+                    )
+                gis = [gi for gi in self._row_gi[r0 : r0 + B // k] for _ in range(k)]
+                self._row0 = r0 + B // k
+            starts = {}
+            for gi in set(gis):
+                g = self.grammars[gi]
+                starts[gi] = (gi, g.canon(g.start))
+                self._reps.setdefault(starts[gi], g.start)
+            self._keys = [starts[gi] for gi in gis]
         self._prev = input_ids
         idx = [self._entry(k).index for k in self._keys]
         need = self._gather(idx, scores.device)  # (B, vocab)

@@ -46,7 +46,8 @@ class ModelAttacker:
     ``constrained`` (default): decode under the edit-language grammar
     (:class:`~aot.attack.constrained.EditProgramLogitsProcessor`), so every proposal parses,
     with at most ``max_ops`` ops, within ``max_new_tokens``; with ``scene_bounds`` (default)
-    object ids and coordinates are also kept within the batch's scenes (``scene_bounds``)."""
+    coordinates are also kept within the batch's canvases (``scene_bounds``) and each proposal
+    may name only the object ids of its own item's scene."""
 
     name = "model"
 
@@ -66,18 +67,23 @@ class ModelAttacker:
 
     def logits_processor(self, batch: Sequence[AttackItem] = ()) -> EditProgramLogitsProcessor | None:
         """The grammar constraint for this attacker's tokenizer and budget, bounded to the scenes
-        of ``batch`` when ``scene_bounds`` (None when unconstrained). Built once per setting,
-        its state cache reused across calls."""
+        of ``batch`` when ``scene_bounds`` (None when unconstrained): coordinates within the
+        largest canvas, and the rows of the next ``generate`` calls naming only the ids of
+        ``batch[0]``, ``batch[1]``, ... in turn (one row per item, as in ``propose``). Built once
+        per setting, its state cache reused across calls."""
         if not self.constrained:
             return None
         bounds = scene_bounds([it.scene for it in batch], self.max_ops) if self.scene_bounds and batch else {}
+        if bounds:  # each row names only its own scene's ids (set below); the shared grammar needs no id bound
+            bounds.pop("max_id")
         key = (self.max_ops, self.max_new_tokens, bounds.get("max_id"), bounds.get("max_coord"))
         p = self._processors.get(key)
         if p is None:
             if len(self._processors) >= 8:  # a handful of settings in practice; bound the memory
                 self._processors.clear()
             p = self._processors[key] = EditProgramLogitsProcessor(self.vlm.tokenizer, max_ops=self.max_ops, max_new_tokens=self.max_new_tokens, **bounds)
-        p.reset()
+        # one prompt per item, in order (propose's layout; num_return_sequences=1)
+        p.set_rows([[o.id for o in it.scene.objects] for it in batch] if bounds else None, num_return_sequences=1)
         return p
 
     def propose(self, batch: Sequence[AttackItem]) -> list[str]:
