@@ -76,7 +76,7 @@ class ModelAttacker:
         bounds = scene_bounds([it.scene for it in batch], self.max_ops) if self.scene_bounds and batch else {}
         if bounds:  # each row names only its own scene's ids (set below); the shared grammar needs no id bound
             bounds.pop("max_id")
-        key = (self.max_ops, self.max_new_tokens, bounds.get("max_id"), bounds.get("max_coord"))
+        key = (self.max_ops, self.max_new_tokens, bounds.get("max_coord"))
         p = self._processors.get(key)
         if p is None:
             if len(self._processors) >= 8:  # a handful of settings in practice; bound the memory

@@ -131,7 +131,7 @@ class Defender:
                 if do_sample:
                     gen_kwargs |= dict(temperature=temperature, top_k=0, top_p=1.0)
                 if logits_processor is not None:
-                    gen_kwargs["logits_processor"] = _processor_list(logits_processor)
+                    gen_kwargs["logits_processor"] = processor_list(logits_processor)
                 seqs = self.generate_ids(batch, k, shared_prefill=shared_prefill, **gen_kwargs)
                 texts = tok.batch_decode(seqs[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
                 for j in range(len(texts) // k):
@@ -224,7 +224,8 @@ class Defender:
         return path
 
 
-def _processor_list(processors: Any):
+def processor_list(processors: Any):
+    """A ``LogitsProcessorList`` from one processor, a list of them, or a list already."""
     from transformers import LogitsProcessorList
 
     if isinstance(processors, LogitsProcessorList):

@@ -122,13 +122,13 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         proc = self.logits_processor
         if proc is None or self.use_vllm or getattr(self, "use_transformers_continuous_batching", False):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs)
-        from transformers import LogitsProcessorList
+        from ..models.defender import processor_list
 
         if hasattr(proc, "reset"):
             proc.reset()
         model = self.accelerator.unwrap_model(self.model_wrapped)
         plain = model.generate
-        procs = proc if isinstance(proc, LogitsProcessorList) else LogitsProcessorList([proc])
+        procs = processor_list(proc)
         model.generate = lambda *a, **kw: plain(*a, logits_processor=procs, **kw)
         try:
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs)
