@@ -23,8 +23,16 @@ def test_asset_is_small_and_complete():
 
 def test_base_answers_simple_questions_in_format():
     d = load_defender("base")
-    assert d.model.config.model_type == "qwen2_5_vl"
-    res = evaluate_defender(d, regime="simple", n=64, seed=3, strict_k=0)
-    # loose bounds on 64 questions: the shipped figures are measured on 1,000 (see README)
-    assert res["format_rate"] >= 0.9
-    assert res["accuracy"] >= 0.4  # chance is about 0.33
+    assert d.model.config.model_type == "aot_vlm"
+    res = evaluate_defender(d, regime="simple", n=128, seed=3, strict_k=0)
+    # loose bounds on 128 questions: the shipped figures are measured on 1,000 (85.2%, see README)
+    assert res["format_rate"] >= 0.95
+    assert res["accuracy"] >= 0.7  # the answer priors alone give about 0.5
+
+
+def test_base_is_fragile_on_complex_scenes():
+    """AOT needs a defender that complex scenes break: at least 15 points lower there."""
+    d = load_defender("base")
+    simple = evaluate_defender(d, regime="simple", n=128, seed=4, strict_k=0)["accuracy"]
+    complex_ = evaluate_defender(d, regime="complex", n=128, seed=4, strict_k=0)["accuracy"]
+    assert simple - complex_ >= 0.15

@@ -53,8 +53,8 @@ class PretrainConfig:
 
     out: str = "runs/pretrain"
     """Directory of the final model (written atomically)."""
-    model: str = "tiny-qwen2.5-vl"
-    """Built-in tiny model to train (see ``aot.models.TINY_MODELS``)."""
+    model: str = "tiny-aot-vlm"
+    """Built-in tiny model to train (see ``aot.models.TINY_MODELS``); the born defender is an aot_vlm."""
     steps: int = 2600
     """Optimiser steps of the question stage (stage 2)."""
     batch_size: int = 32
@@ -90,7 +90,21 @@ class PretrainConfig:
     seed: int = 0
     """Seeds the model init and the scene stream."""
     init_from: str = ""
-    """Start from a saved defender directory instead of random weights (staged experiments)."""
+    """Start from a saved defender directory instead of random weights (staged experiments).
+    Its dense-label heads (``pretrain_heads.safetensors``) are loaded too when present."""
+    schedule: str = "cosine"
+    """Question-stage learning rate after warm-up: 'cosine' (decay to 5% at ``steps``) or 'constant'."""
+    ground_weight: float = 0.0
+    """Weight of the grounding losses (``aot.grounding``; aot_vlm models only): two attention
+    heads are told where to look, the target objects' cells and the correct option's line."""
+    ground_answer_layer: int = 2
+    """Layer whose head ``ground_head`` attends to the target cells at the last prompt token."""
+    ground_letter_layer: int = 3
+    """Layer whose head ``ground_head`` attends to the correct option at the token before the letter."""
+    ground_head: int = 5
+    """Supervised head index in those layers."""
+    ground_ref_head: int = -1
+    """Head of ``ground_answer_layer`` that attends to a relation question's reference object (-1: none)."""
     eval_every: int = 250
     """Steps between held-out evaluations (0: only at the end)."""
     eval_n: int = 256
@@ -115,6 +129,10 @@ class PretrainConfig:
             raise ValueError("pretrain: steps and batch_size must be >= 1")
         if not 0.0 <= self.aux_until <= 1.0:
             raise ValueError("pretrain: aux_until is a fraction in [0, 1]")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"pretrain: schedule must be 'cosine' or 'constant', not {self.schedule!r}")
+        if self.ground_weight and TINY_MODELS[self.model].arch != "aot_vlm":
+            raise ValueError("pretrain: ground_weight needs an aot_vlm model (its attention can be captured)")
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -125,6 +143,8 @@ class Example:
     completion: str
     kind: str
     scene: Scene
+    question: Any = None
+    """The world question (None for the describe-the-scene task)."""
 
 
 def make_example(seed: int, kind: str | None = None, regime: str = "simple") -> Example | None:
@@ -133,7 +153,7 @@ def make_example(seed: int, kind: str | None = None, regime: str = "simple") -> 
     if it is None:
         return None
     q = it.question
-    return Example(it.image, format_prompt(q), answer_completion(q.answer_text, q.answer), q.kind, it.scene)
+    return Example(it.image, format_prompt(q), answer_completion(q.answer_text, q.answer), q.kind, it.scene, q)
 
 
 CAPTION_PROMPT = "Describe the scene."
@@ -223,7 +243,10 @@ class VisualTap:
     def __init__(self, model, arch: str):
         self.arch, self.feats, self.patch_feats = arch, None, None
         inner = model.model
-        if arch == "qwen2_5_vl":
+        if arch == "aot_vlm":  # cells after the projection; patches: the 8-pixel conv stage
+            inner.visual.register_forward_hook(self._plain)
+            inner.visual.stages[-2].register_forward_hook(self._conv)
+        elif arch == "qwen2_5_vl":
             inner.visual.register_forward_hook(self._qwen)
         elif arch == "llava":
             inner.multi_modal_projector.register_forward_hook(self._plain)
@@ -239,6 +262,9 @@ class VisualTap:
 
     def _plain(self, mod, args, out):
         self.feats = out
+
+    def _conv(self, mod, args, out):
+        self.patch_feats = out.flatten(2).transpose(1, 2)  # (N, C, h, w) -> (N, h*w, C)
 
     def _patches(self, mod, args, out):
         self.patch_feats = out.last_hidden_state
@@ -360,8 +386,9 @@ def vision_stage(cfg: PretrainConfig, model, processor, tap: VisualTap, heads: D
         scenes = [sample_scene(int(rng.integers(*TRAIN_SEEDS)), "simple") for _ in range(cfg.vision_batch_size)]
         warm = min(1.0, (step + 1) / cfg.warmup)
         t = step / max(1, cfg.vision_steps)
+        decay = 1.0 if cfg.schedule == "constant" else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
         for g in opt.param_groups:
-            g["lr"] = cfg.vision_lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+            g["lr"] = cfg.vision_lr * warm * decay
         model.get_image_features(**image_inputs(processor, [render(s) for s in scenes]))
         feats = tap.take(len(scenes))
         dl = torch.from_numpy(np.stack([dense_labels(s, grid) for s in scenes]))
@@ -384,6 +411,31 @@ def vision_stage(cfg: PretrainConfig, model, processor, tap: VisualTap, heads: D
     return curve
 
 
+HEADS_FILE = "pretrain_heads.safetensors"
+"""The dense-label classifier heads, saved beside a pretraining phase's weights."""
+
+
+def grounded_losses(cfg: PretrainConfig, attns: list, input_ids: torch.Tensor, exs: list[Example], n_comp: list[int], tok, image_token_id: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """Grounding losses (``aot.grounding``) from the attention the two layers captured."""
+    from .grounding import attention_mass_loss, grounding_targets
+
+    qs = [e for e in exs if e.question is not None]
+    if len(qs) != len(exs):
+        raise ValueError("pretrain: grounding needs question examples only (set caption_frac to 0)")
+    t = grounding_targets(input_ids, [e.question for e in exs], [e.scene for e in exs], n_comp, tok, image_token_id)
+    qa, ka, ma = attns[0].captured
+    qb, kb, mb = attns[1].captured
+    la, acc_a = attention_mass_loss(qa, ka, ma, cfg.ground_head, t.answer_pos, t.cells)
+    lb, acc_b = attention_mass_loss(qb, kb, mb, cfg.ground_head, t.letter_pos, t.option)
+    loss = la + lb
+    if cfg.ground_ref_head >= 0:
+        lr_, _ = attention_mass_loss(qa, ka, ma, cfg.ground_ref_head, t.answer_pos, t.ref_cells)
+        loss = loss + lr_
+    for a in attns:
+        a.captured = None
+    return loss, {"loss/ground": float(loss.detach()), "ground/cells_acc": acc_a, "ground/option_acc": acc_b}
+
+
 def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     """Train the born defender; returns the final metrics and the learning curve."""
     torch.set_num_threads(cfg.threads)
@@ -404,7 +456,14 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         for vals in (COLOR_LIST, list(SHAPES), list(MATERIALS), SIZE_LIST)
     ]
     heads = DenseHeads(spec.text_hidden, word_ids)
-    pheads = PatchHeads(spec.vision_hidden)
+    pheads = PatchHeads(model.config.vision_channels[-2] if spec.arch == "aot_vlm" else spec.vision_hidden)
+    heads_file = Path(cfg.init_from) / HEADS_FILE if cfg.init_from else None
+    if heads_file is not None and heads_file.exists():
+        from safetensors.torch import load_file
+
+        state = load_file(str(heads_file))
+        heads.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("dense.")})
+        pheads.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("patch.")})
     pgrid = spec.image_size // spec.patch_size
     grid = (spec.image_size // spec.patch_size) // (spec.merge if spec.arch != "llava" else 1)
     emb = model.get_input_embeddings()
@@ -421,6 +480,8 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     def lr_at(step: int) -> float:
         if step < cfg.warmup:
             return cfg.lr * (step + 1) / cfg.warmup
+        if cfg.schedule == "constant":
+            return cfg.lr
         t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
@@ -441,6 +502,11 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         model.train(was)
         result = {"config": asdict(cfg), "steps_done": steps_done, "minutes": round((time.time() - t_start) / 60, 2), "curve": curve}
         (Path(out_dir) / "pretrain.json").write_text(json.dumps(result, indent=1))
+        from safetensors.torch import save_file
+
+        state = {f"dense.{k}": v.detach().contiguous() for k, v in heads.state_dict().items()}
+        state |= {f"patch.{k}": v.detach().contiguous() for k, v in pheads.state_dict().items()}
+        save_file(state, str(Path(out_dir) / HEADS_FILE))  # beside the weights: the next phase goes on with them
         return out_dir
 
     if cfg.vision_steps:
@@ -459,6 +525,10 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         task = progress.add_task("pretrain", total=cfg.steps, info="")
     running: dict[str, float] = {}
     step = 0
+    ground_attn = []
+    if cfg.ground_weight:
+        layers = model.model.layers
+        ground_attn = [layers[cfg.ground_answer_layer].self_attn, layers[cfg.ground_letter_layer].self_attn]
     try:
         for step in range(cfg.steps):
             exs: list[Example] = []
@@ -476,7 +546,11 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             labels = batch.pop("labels")
             for g in opt.param_groups:
                 g["lr"] = lr_at(step) * g["mult"]
+            for a in ground_attn:
+                a.capture = True
             out = model(**batch)
+            for a in ground_attn:
+                a.capture = False
             logits = out.logits[:, :-1]
             tgt = labels[:, 1:]
             tok_loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100, reduction="none").view_as(tgt)
@@ -487,6 +561,10 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             loss = lm_loss
             letter_ok = (logits[is_q, -3].argmax(-1) == tgt[is_q, -3]).float().mean() if is_q.any() else torch.tensor(0.0)
             stats: dict[str, float] = {"loss/lm": float(lm_loss.detach()), "train/letter_acc": float(letter_ok)}
+            if ground_attn:
+                g_loss, g_stats = grounded_losses(cfg, ground_attn, batch["input_ids"], exs, n_comp, tok, model.config.image_token_id)
+                loss = loss + cfg.ground_weight * g_loss
+                stats |= g_stats
             if cfg.copy_batch:
                 cb = copy_batch(d, rng, cfg.copy_batch)
                 cl = cb.pop("labels")
@@ -537,19 +615,28 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
     return json.loads((Path(out_dir) / "pretrain.json").read_text())
 
 
-BORN_FINAL_STEPS = 1818
-"""Question steps of the last phase of the shipped run (it stopped on its 44-minute budget)."""
+BORN_FINAL_STEPS = 1600
+"""Question steps of phase 4 of the shipped run (it ran on a time budget; its last save)."""
 
 
 # --- the shipped recipe -------------------------------------------------------------------
 PREVIOUS = "<previous phase>"
+_GROUNDED = dict(
+    init_from=PREVIOUS, model="tiny-aot-vlm", vision_steps=0, lr=1e-3, warmup=100, schedule="constant",
+    caption_frac=0.0, letter_weight=1.0, copy_batch=0, aux_weight=1.0, patch_weight=0.0, ground_weight=1.0,
+)
 BORN_RECIPE: tuple[dict[str, Any], ...] = (
-    # 1. vision stage: dense labels on the vision tower and merger (13 min here)
-    dict(vision_steps=1500, steps=1, caption_frac=0.0, letter_weight=1.0, copy_batch=0),
-    # 2. questions + captions, answer word then letter (the letter copy had not formed yet)
-    dict(init_from=PREVIOUS, vision_steps=0, steps=2600, stop_after=750, caption_frac=0.2, letter_weight=1.0, copy_batch=0),
-    # 3. as 2, plus the text-only letter-copy batch and a 5x weight on the letter
-    dict(init_from=PREVIOUS, vision_steps=0, steps=2200, warmup=100, stop_after=BORN_FINAL_STEPS, caption_frac=0.2, letter_weight=5.0, copy_batch=32),
+    # 1. vision stage: the conv encoder alone learns dense cell labels (through the word
+    #    embeddings) and 8-pixel patch labels (about 8 min here)
+    dict(model="tiny-aot-vlm", vision_steps=850, vision_lr=3e-3, vision_batch_size=64, warmup=50, schedule="constant", steps=1,
+         caption_frac=0.0, letter_weight=1.0, copy_batch=0, patch_weight=1.0),
+    # 2-3. questions, answer word then letter, with the grounding losses (targets' cells, option line)
+    _GROUNDED | dict(steps=500, seed_offset=0),
+    _GROUNDED | dict(steps=600, seed_offset=1),
+    # 4. as 2-3, plus a second head that finds a relation question's reference object
+    _GROUNDED | dict(steps=BORN_FINAL_STEPS, seed_offset=2, ground_ref_head=4),
+    # 5. the same, annealed: cosine decay of the learning rate to 5% over 400 steps
+    _GROUNDED | dict(steps=400, warmup=1, schedule="cosine", seed_offset=3, ground_ref_head=4, eval_every=200),
 )
 """How the shipped born defender was made: phases run in order, each starting from the one
 before (the recipe grew phase by phase while it was measured; see the README's curve)."""
@@ -568,7 +655,8 @@ def pretrain_recipe(out: str, phases: tuple[dict[str, Any], ...] = BORN_RECIPE, 
         kw = dict(ph) | common
         if kw.get("init_from") == PREVIOUS:
             kw["init_from"] = prev
-        res = pretrain(PretrainConfig(out=target, seed=seed, progress=progress, **kw))
+        offset = kw.pop("seed_offset", 0)
+        res = pretrain(PretrainConfig(out=target, seed=seed + offset, progress=progress, **kw))
         results.append(res)
         prev = target
         if not last:

@@ -12,7 +12,7 @@ app = typer.Typer(no_args_is_help=True)
 def pretrain(
     out: str = typer.Option(..., "--out", help="Directory for the trained born defender."),
     single: bool = typer.Option(False, "--single", help="Run one phase with the options below instead of the shipped multi-phase recipe."),
-    model: str = typer.Option("tiny-qwen2.5-vl", "--model", help="Built-in tiny model to train (--single)."),
+    model: str = typer.Option("tiny-aot-vlm", "--model", help="Built-in tiny model to train (--single)."),
     steps: int = typer.Option(None, "--steps", help="Question-stage steps (--single)."),
     stop_after: int = typer.Option(None, "--stop-after", help="Stop after this many question steps, keeping the schedule of --steps (--single)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Questions per step (--single)."),

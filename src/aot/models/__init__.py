@@ -1,5 +1,9 @@
 """Models: registry of tiny configs, HF loading, tokenizer, prompt format and answer extraction."""
 
+from .aot_vlm import register as _register_aot_vlm
+
+_register_aot_vlm()  # AutoConfig / AutoModelForImageTextToText know "aot_vlm" once aot.models is imported
+
 from .defender import ASSET_DIR, Defender, conversation, load_defender, question_conversation
 from .prompt import extract_choice, format_prompt, is_exact_format, last_boxed
 from .registry import DEFAULT_TINY, TINY_MODELS, TinySpec, build_tiny

@@ -23,7 +23,7 @@ class TinySpec:
     """Sizes of one built-in tiny model."""
 
     arch: str
-    """Architecture family: 'qwen2_5_vl', 'llava' or 'idefics3'."""
+    """Architecture family: 'qwen2_5_vl', 'llava', 'idefics3' or 'aot_vlm' (ours, ``aot_vlm.py``)."""
     text_hidden: int = 192
     text_layers: int = 4
     text_heads: int = 6
@@ -45,6 +45,7 @@ TINY_MODELS: dict[str, TinySpec] = {
     "tiny-qwen2.5-vl": TinySpec(arch="qwen2_5_vl"),
     "tiny-llava": TinySpec(arch="llava"),
     "tiny-idefics3": TinySpec(arch="idefics3"),
+    "tiny-aot-vlm": TinySpec(arch="aot_vlm"),
 }
 DEFAULT_TINY = "tiny-qwen2.5-vl"
 
@@ -68,6 +69,24 @@ def _text_kwargs(s: TinySpec, tok) -> dict[str, Any]:
 def tiny_config(spec: TinySpec, tok):
     """The ``transformers`` config of a tiny spec, token ids taken from ``tok``."""
     ids = tok.convert_tokens_to_ids
+    if spec.arch == "aot_vlm":
+        from .aot_vlm import AotVlmConfig
+
+        return AotVlmConfig(
+            vocab_size=len(tok),
+            hidden_size=spec.text_hidden,
+            num_hidden_layers=spec.text_layers,
+            num_attention_heads=spec.text_heads,
+            intermediate_size=spec.text_intermediate,
+            patch_size=spec.patch_size,
+            spatial_merge_size=spec.merge,
+            image_token_id=ids("<|image_pad|>"),
+            prefix_end_token_id=ids("<|im_start|>"),
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            **spec.extra,
+        )
     if spec.arch == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig
 
@@ -140,7 +159,7 @@ def tiny_config(spec: TinySpec, tok):
             pad_token_id=tok.pad_token_id,
             tie_word_embeddings=True,
         )
-    raise ValueError(f"unknown tiny architecture {spec.arch!r}; choose from qwen2_5_vl, llava, idefics3")
+    raise ValueError(f"unknown tiny architecture {spec.arch!r}; choose from qwen2_5_vl, llava, idefics3, aot_vlm")
 
 
 # --- processors -----------------------------------------------------------------------------
@@ -165,7 +184,7 @@ def _allow_none_processor_args() -> None:
 
 
 def image_processor_for(spec: TinySpec):
-    if spec.arch == "qwen2_5_vl":
+    if spec.arch in ("qwen2_5_vl", "aot_vlm"):  # aot_vlm takes the Qwen2-VL patch layout
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
         unit = spec.patch_size * spec.merge
@@ -196,7 +215,7 @@ def image_processor_for(spec: TinySpec):
 def build_processor(arch: str, tokenizer, image_processor, spec: TinySpec | None = None):
     """The architecture's processor from its parts, around the snags."""
     _allow_none_processor_args()
-    if arch in ("qwen2_5_vl", "qwen2_vl"):
+    if arch in ("qwen2_5_vl", "qwen2_vl", "aot_vlm"):
         from transformers import Qwen2_5_VLProcessor
 
         return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, chat_template=tokenizer.chat_template)
@@ -253,6 +272,9 @@ def build_tiny(name: str = DEFAULT_TINY, seed: int = 0, tokenizer=None):
         raise ValueError(f"unknown tiny model {name!r}; choose from {sorted(TINY_MODELS)}")
     from transformers import AutoModelForImageTextToText
 
+    from .aot_vlm import register
+
+    register()
     spec = TINY_MODELS[name]
     tok = tokenizer or build_tokenizer(spec.arch)
     config = tiny_config(spec, tok)

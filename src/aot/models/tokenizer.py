@@ -37,6 +37,7 @@ EDIT_WORDS: tuple[str, ...] = (
 IMAGE_PLACEHOLDER: dict[str, str] = {
     "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>",
     "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "aot_vlm": "<|vision_start|><|image_pad|><|vision_end|>",
     "llava": "<image>",
     "idefics3": "<image>",
 }
