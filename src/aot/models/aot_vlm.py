@@ -105,10 +105,11 @@ def patches_to_images(pixel_values: torch.Tensor, grid_thw: torch.Tensor, patch:
     return out
 
 
-def sincos_grid(h: int, w: int, dim: int, device=None) -> torch.Tensor:
-    """(h*w, dim) 2-D sine-cosine codes of a row-major grid."""
+def sincos_grid(h: int, w: int, dim: int, device=None, base: float = 100.0) -> torch.Tensor:
+    """(h*w, dim) 2-D sine-cosine codes of a row-major grid (MAE style): x then y, each sin
+    then cos, frequencies ``base ** -(i / (dim // 4))``, zero-padded to ``dim``."""
     q = dim // 4
-    omega = 1.0 / (100.0 ** (torch.arange(q, dtype=torch.float32, device=device) / q))
+    omega = 1.0 / (base ** (torch.arange(q, dtype=torch.float32, device=device) / q))
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=device), torch.arange(w, dtype=torch.float32, device=device), indexing="ij")
     parts = []
     for c in (xs.reshape(-1), ys.reshape(-1)):

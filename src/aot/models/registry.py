@@ -72,19 +72,14 @@ def tiny_config(spec: TinySpec, tok):
     if spec.arch == "aot_vlm":
         from .aot_vlm import AotVlmConfig
 
+        text = _text_kwargs(spec, tok)
+        text.pop("num_key_value_heads")  # aot_vlm has no grouped-query attention
         return AotVlmConfig(
-            vocab_size=len(tok),
-            hidden_size=spec.text_hidden,
-            num_hidden_layers=spec.text_layers,
-            num_attention_heads=spec.text_heads,
-            intermediate_size=spec.text_intermediate,
+            **text,
             patch_size=spec.patch_size,
             spatial_merge_size=spec.merge,
             image_token_id=ids("<|image_pad|>"),
             prefix_end_token_id=ids("<|im_start|>"),
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
             **spec.extra,
         )
     if spec.arch == "qwen2_5_vl":
@@ -241,15 +236,9 @@ def build_processor(arch: str, tokenizer, image_processor, spec: TinySpec | None
 
 def sincos_2d(grid: int, dim: int) -> torch.Tensor:
     """(grid*grid, dim) 2-D sine-cosine position codes (MAE style), row-major."""
-    q = dim // 4
-    omega = 1.0 / (10000 ** (torch.arange(q, dtype=torch.float32) / q))
-    ys, xs = torch.meshgrid(torch.arange(grid, dtype=torch.float32), torch.arange(grid, dtype=torch.float32), indexing="ij")
-    parts = []
-    for c in (xs.reshape(-1), ys.reshape(-1)):
-        a = c[:, None] * omega[None, :]
-        parts += [torch.sin(a), torch.cos(a)]
-    out = torch.cat(parts, dim=1)
-    return torch.nn.functional.pad(out, (0, dim - out.shape[1]))
+    from .aot_vlm import sincos_grid
+
+    return sincos_grid(grid, grid, dim, base=10000.0)
 
 
 def init_vision_positions(model, spec: TinySpec) -> None:
