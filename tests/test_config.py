@@ -41,6 +41,7 @@ def test_yaml_and_overrides(tmp_path):
         ("inner.lrr=1", "inner.lrr"),
         ("seed=abc", "seed: expected an integer"),
         ("inner.lr=[1]", "inner.lr: expected a number"),
+        ("inner.lr=fast", "inner.lr: expected a number"),
         ("rl.num_generations=1", "num_generations"),  # __post_init__ validation surfaces
         ("noequals", "expected key.path=value"),
     ],
@@ -48,6 +49,14 @@ def test_yaml_and_overrides(tmp_path):
 def test_errors_name_the_path(override, fragment):
     with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
         load_config(Outer, None, [override])
+
+
+def test_float_in_e_notation(tmp_path):
+    # PyYAML reads "1e-3" (no dot) as a string; a float field still takes it
+    assert load_config(Outer, None, ["inner.lr=1e-3"]).inner.lr == 0.001
+    p = tmp_path / "c.yaml"
+    p.write_text("inner:\n  lr: 2e-4\n")
+    assert load_config(Outer, p).inner.lr == 0.0002
 
 
 def test_missing_and_bad_files(tmp_path):
