@@ -142,6 +142,39 @@ def test_processor_budget_forces_a_finished_program(tok):
     assert all(_parses(t) for t in texts), texts
 
 
+@pytest.mark.parametrize("budget,seed", [(7, 1), (9, 2), (12, 3), (24, 4)])
+def test_token_budget_never_dead_ends(tok, budget, seed):
+    """Whole-word tokens count as one against the budget (so ``add`` lines fit), and still
+    every row of random logits ends in a complete program within the budget."""
+    proc = EditProgramLogitsProcessor(tok, max_new_tokens=budget, max_coord=96)
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.full((48, 4), tok.pad_token_id, dtype=torch.long)
+    for _ in range(budget):
+        scores = proc(ids, torch.randn(48, len(tok), generator=g) * 5)
+        ids = torch.cat([ids, torch.multinomial(torch.softmax(scores, -1), 1, generator=g)], dim=1)
+    texts = tok.batch_decode(ids[:, 4:], skip_special_tokens=True)
+    assert all(_parses(t) for t in texts), texts
+
+
+def test_add_lines_fit_a_24_token_budget(tok):
+    """Regression: counting characters, ``add small red matte ring 0 0`` (28 characters) never
+    fitted 24 tokens, so the constrained attacker could not add an object. Each token of a
+    three-line add program (21 tokens) is allowed in turn."""
+    proc = EditProgramLogitsProcessor(tok, max_new_tokens=24, max_coord=96)
+    text = "add small red matte ring 10 12\nadd large blue metal circle 40 50\nadd medium cyan matte square 7 9"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) <= 23, len(ids)
+    seq = torch.full((1, 4), tok.pad_token_id, dtype=torch.long)
+    for t in ids:
+        out = proc(seq, torch.zeros(1, len(tok)))
+        assert torch.isfinite(out[0, t]), (tok.decode(seq[0, 4:]), tok.decode([t]))
+        seq = torch.cat([seq, torch.tensor([[t]])], dim=1)
+    assert torch.isfinite(proc(seq, torch.zeros(1, len(tok)))[0, tok.eos_token_id])
+    # with characters counted (no whole-word costs) the first token could not be "add"
+    g = EditGrammar(max_coord=96)
+    assert g.min_chars(g.step(g.step(g.step(g.start, "a"), "d"), "d")) > 23
+
+
 # --- a random-init attacker --------------------------------------------------------------
 def test_constrained_random_attacker_samples_all_parse(attacker):
     attacker.constrained, attacker.do_sample = True, True

@@ -52,7 +52,7 @@ probability of the valid tokens that were sampled, which is the point.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 from transformers import LogitsProcessor
@@ -307,16 +307,23 @@ class EditGrammar:
 
     def __init__(
         self, max_ops: int = MAX_OPS, max_id: int | None = None, max_coord: int | None = None, op_types: Iterable[type[Op]] = OP_TYPES,
-        ids: Iterable[int] | None = None,
+        ids: Iterable[int] | None = None, word_cost: Callable[[str], int] | None = None,
     ):
         """``ids``: the exact set of object ids an id field may name (e.g. the ids of one
-        scene's objects; overrides ``max_id``); ops that need an id are left out when it is empty."""
+        scene's objects; overrides ``max_id``); ops that need an id are left out when it is empty.
+
+        ``word_cost(w)``: the tokens it takes to write the whole word ``w`` (an op name, a name
+        value or a number, with or without its leading space), at most ``len(w)``; the default
+        ``len`` counts characters. :meth:`min_chars` then counts a word written in one go at
+        this cost and a partly written one by its characters left (see there)."""
         if max_ops < 1:
             raise ValueError(f"max_ops must be >= 1, got {max_ops}")
         if (max_id is not None and max_id < 0) or (max_coord is not None and max_coord < 1):
             raise ValueError(f"need max_id >= 0 and max_coord >= 1, got {max_id}, {max_coord}")
         self.max_ops, self.max_id, self.max_coord = max_ops, max_id, max_coord
         self.ids = None if ids is None else frozenset(int(v) for v in ids)
+        self.word_cost = word_cost or len
+        self._fresh_cache: dict[tuple, int] = {}
         self.ops = tuple(g for c in op_types if (g := _compile(c, max_id, max_coord, self.ids)) is not None)
         if not self.ops:
             raise ValueError("no op of the edit language fits these bounds")
@@ -430,10 +437,15 @@ class EditGrammar:
             return (VAL, n, i, used, k, self.ops[i].key_slots[k].canon(t, self.ops[i].key_slots[k].lo))
         return s
 
-    # fewest characters to a state where the text parses (exact: min_chars(s) - 1 is reached
-    # by some single character, which keeps the token-budget rule from dead-ending)
+    # fewest characters (with word_cost: tokens) to a state where the text parses
     def min_chars(self, s: tuple, key: Any = None) -> int:
-        """``key``: ``canon(s)`` when the caller has it already."""
+        """Cost of the cheapest finish of ``s`` that this counts: words started afresh cost
+        ``word_cost`` (one token when the vocabulary has the word), partly written words and
+        key=value pairs one per character. With the default ``len`` it is the exact fewest
+        characters. Either way it is the length of a real finish made of single characters and
+        whole-word tokens, and taking that finish's first step lowers it by one: so when it
+        fits the budget some allowed token keeps it fitting, and the token-budget rule never
+        dead-ends (``tests/test_constrained.py`` walks both)."""
         if key is None:
             key = self.canon(s)
         m = self._min.get(key)
@@ -447,7 +459,7 @@ class EditGrammar:
         ph = s[0]
         if ph == OP:
             _, n, p = s
-            return min((len(g.name) - len(p) + self._rest(g, 0, ()) for g in self.ops if g.name.startswith(p)), default=_INF)
+            return min(((self.word_cost(g.name) if not p else len(g.name) - len(p)) + self._rest(g, 0, ()) for g in self.ops if g.name.startswith(p)), default=_INF)
         if ph == POS:
             _, n, i, j, t, lo, pend = s
             g = self.ops[i]
@@ -455,6 +467,8 @@ class EditGrammar:
             best = _INF
             for extra, v in f.slot.finish(t, lo):
                 p2 = pend + ((f.feeds, v + 1),) if f.feeds is not None else pend
+                if not t:  # a fresh word: one token when the vocabulary has it
+                    extra = self._fresh(f.slot, lo, space=False, free=f.feeds is None)
                 best = min(best, extra + self._rest(g, j + 1, p2))
             return best
         if ph == KEY:
@@ -477,10 +491,29 @@ class EditGrammar:
         for m in range(j, len(g.fields)):
             f = g.fields[m]
             lo = f.lo if m not in bounds else max(f.lo, bounds[m])
-            total += 1 + f.slot.min_len(lo)
+            total += self._fresh(f.slot, lo, space=True, free=f.feeds is None)
             if f.feeds is not None:
                 bounds[f.feeds] = lo + 1  # the smallest value also gives the shortest follower
         return total + self._more_keys(g, 0)
+
+    def _fresh(self, slot: Any, lo: Any, space: bool, free: bool = True) -> int:
+        """Cost of writing a whole value of ``slot`` (after a space when ``space``): its
+        cheapest choice for names; for integers the cheapest of the first 100 values when the
+        value is ``free`` (no later field's bound depends on it), else the smallest value
+        (what ``_rest`` assumes for the follower); characters for floats."""
+        key = (id(slot), lo, space, free)
+        c = self._fresh_cache.get(key)
+        if c is not None:
+            return c
+        wc = self.word_cost
+        if isinstance(slot, _NameSlot):
+            words: Iterable[str] = slot.choices
+        elif isinstance(slot, _IntSlot):
+            words = [str(v) for v in range(lo, min(slot.hi, lo + 99) + 1)] if free else [str(lo)]
+        else:
+            return space + slot.min_len(lo)
+        c = self._fresh_cache[key] = min((min(wc(" " + w), 1 + wc(w)) if space else wc(w) for w in words), default=_INF)
+        return c
 
     def _more_keys(self, g: _OpGrammar, used: int) -> int:
         need = g.min_keys - bin(used).count("1")
@@ -556,7 +589,8 @@ class EditProgramLogitsProcessor(LogitsProcessor):
 
     ``max_new_tokens``: the generation budget; given, a token is allowed only if the program
     can still be finished within the tokens left (using one-character tokens, which a
-    byte-level vocabulary always has), so even a truncated row parses. ``max_id`` and
+    byte-level vocabulary always has, and whole-word tokens such as `` small`` or `` 42``
+    where the vocabulary has them), so even a truncated row parses. ``max_id`` and
     ``max_coord`` tighten the parser's object-id and coordinate ranges (see
     :func:`scene_bounds`); None keeps the parser's. The processor keeps
     per-row state between calls and notices a new ``generate`` call by itself (a batch that
@@ -577,7 +611,13 @@ class EditProgramLogitsProcessor(LogitsProcessor):
         self, tokenizer: Any, max_ops: int = MAX_OPS, max_new_tokens: int | None = None, eos_token_ids: Sequence[int] | int | None = None,
         max_id: int | None = None, max_coord: int | None = None, row_ids: Sequence[Iterable[int]] | None = None, num_return_sequences: int = 1,
     ):
-        self.grammar = EditGrammar(max_ops, max_id=max_id, max_coord=max_coord)
+        strings = token_strings(tokenizer)
+        whole = frozenset(t for t in strings if t)
+        # a word the vocabulary holds costs one token, so "add small red matte ring 0 0" (28
+        # characters) counts 7 against the budget, not 28 (counting characters kept ``add``
+        # out of every 24-token program)
+        self._word_cost = lambda w: 1 if w in whole else len(w)
+        self.grammar = EditGrammar(max_ops, max_id=max_id, max_coord=max_coord, word_cost=self._word_cost)
         self.grammars: list[EditGrammar] = [self.grammar]  # index 0: the shared bounds; then one per id set
         self._grammar_index: dict[frozenset[int], int] = {}
         self.max_new_tokens = max_new_tokens
@@ -588,7 +628,6 @@ class EditProgramLogitsProcessor(LogitsProcessor):
         pad = tokenizer.pad_token_id
         self.done_ids = sorted(set(self.eos_ids) | ({pad} if pad is not None else set()))
         self.vocab = len(tokenizer)
-        strings = token_strings(tokenizer)
         missing = sorted(c for c in self.grammar.alphabet if c not in strings)
         if missing:
             raise ValueError(f"the tokenizer has no single-character token for {missing}; the constrained decoder needs one per grammar character")
@@ -622,7 +661,7 @@ class EditProgramLogitsProcessor(LogitsProcessor):
         gi = self._grammar_index.get(ids)
         if gi is None:
             gi = self._grammar_index[ids] = len(self.grammars)
-            self.grammars.append(EditGrammar(self.grammar.max_ops, max_coord=self.grammar.max_coord, ids=ids))
+            self.grammars.append(EditGrammar(self.grammar.max_ops, max_coord=self.grammar.max_coord, ids=ids, word_cost=self._word_cost))
         return gi
 
     def _after_remove(self, gi: int, st: tuple, ch: str) -> int:
