@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The attacker runs of README "The attacker" (session 4), in order, against the shipped born
-# defender. About 35 min on 2 CPU cores. OUT defaults to /tmp/attacker.
+# defender. About 55 min on 2 CPU cores. OUT defaults to /tmp/attacker.
 set -euo pipefail
 OUT=${OUT:-/tmp/attacker}
 CFG=$(dirname "$0")/rl.yaml
@@ -20,3 +20,6 @@ done
 for a in "$OUT/cs/attacker" "$OUT/rl/attacker"; do
   aot attacker eval --attacker "$a" --defender base --n 500 --seed 0 --json --temperature 1
 done
+# 5. the same GRPO with the diversity bonus (no collapse onto one op; README "The attacker")
+aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_div" --items 4096 --config "$CFG" --set attacker_rl.scoring.diversity_bonus=0.05
+aot attacker eval --attacker "$OUT/rl_div/attacker" --defender base --n 500 --seed 0 --json --temperature 1
