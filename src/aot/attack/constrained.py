@@ -18,7 +18,8 @@ How it works:
 - States are canonicalised by the language of their completions (``12`` and ``13`` in a
   coordinate field are the same state), so a batch shares few states.
 - Per state, a walk of a character trie of the vocabulary gives every allowed token and its
-  next state; the row of "characters still needed to finish" per token is cached in a
+  next state; the row of "tokens still needed to finish" per token (``min_chars`` with
+  whole-word costs: a word the vocabulary holds counts one) is cached in a
   ``(n_states, vocab)`` table. A decoding step is then a dict lookup per row, one gather and
   one compare.
 
@@ -689,7 +690,7 @@ class EditProgramLogitsProcessor(LogitsProcessor):
         self._start = 0
         self._row0 = 0  # first prompt of the next generate call (per-row id sets)
 
-    # one (vocab,) row of "characters still needed after this token" per state; BIG = not allowed
+    # one (vocab,) row of "tokens still needed after this token" per state; BIG = not allowed
     BIG = 2**15 - 1
 
     # state keys are (grammar index, canonical state)
