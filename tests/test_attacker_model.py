@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from aot.attack import AttackItem, RandomAttacker
+from aot.attack import AttackItem, HeuristicAttacker, RandomAttacker
 from aot.attack.model import ModelAttacker, attacker_prompt
 from aot.attack.scoring import ScoringConfig, score_programs, summarize
 from aot.attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
@@ -63,6 +63,55 @@ def test_scripted_success_counts_only_passing_clean_correct():
             assert s.reward == 1.0 and s.success
         elif s.passed:
             assert s.reward == 0.0 and not s.success
+
+
+class ProbDefender(ScriptedDefender):
+    """Believes the right option with probability 0.9 on a clean image and ``edited`` on an
+    edited one (the rest spread over the other options)."""
+
+    def __init__(self, items, edited):
+        super().__init__(items)
+        self.edited = edited
+
+    def option_probs(self, images, questions, **_):
+        out = []
+        for im, q in zip(images, questions):
+            m, right = len(q.options), "ABCD".index(q.answer)
+            pr = 0.9 if im.tobytes() in self.clean else self.edited
+            p = np.full(m, (1 - pr) / (m - 1))
+            p[right] = pr
+            out.append(p)
+        return out
+
+
+@pytest.mark.parametrize("edited,flips", [(0.6, False), (0.1, True)])
+def test_probability_efficacy_scores_one_minus_p_right(edited, flips):
+    items = _items(6)
+    progs = HeuristicAttacker().propose(items)  # passes integrity: the defender is asked
+    clean = [True, True, True, False, False, False]
+    scored = score_programs(ProbDefender(items, edited), items, progs, clean, ScoringConfig(efficacy="prob"))
+    assert any(s.passed and cc for s, cc in zip(scored, clean))
+    for s, cc in zip(scored, clean):
+        if s.passed and cc:  # 1 - p(right); a flip when a wrong option becomes the most likely
+            assert s.reward == pytest.approx(1 - edited) and s.success == flips
+        elif s.passed:
+            assert s.reward == 0.0
+    with pytest.raises(ValueError, match="efficacy"):
+        ScoringConfig(efficacy="vibes")
+
+
+def test_option_probs_match_one_question_at_a_time():
+    items = _items(3)
+    d = load_defender("base")
+    ims, qs = [it.image for it in items], [it.question for it in items]
+    batched = d.option_probs(ims, qs)
+    for p, q in zip(batched, qs):
+        assert p.shape == (len(q.options),) and p.sum() == pytest.approx(1.0) and (p >= 0).all()
+    # left padding and batching do not change a row's figures
+    for i in range(3):
+        np.testing.assert_allclose(d.option_probs(ims[i : i + 1], qs[i : i + 1], batch_size=1)[0], batched[i], atol=1e-4)
+    with pytest.raises(ValueError, match="2 images but 3 questions"):
+        d.option_probs(ims[:2], qs)
 
 
 @pytest.mark.slow

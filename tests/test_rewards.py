@@ -89,6 +89,18 @@ def test_attacker_score_penalties_configurable():
     assert attacker_score(True, False, True, [False], integrity_penalty=-0.2) == -0.2
 
 
+def test_attacker_score_probability_efficacy():
+    # efficacy 1 - p(right option): the expected share of wrong samples
+    assert attacker_score(True, True, True, [True], p_correct=0.25) == pytest.approx(0.75)
+    assert attacker_score(True, True, True, [False], p_correct=1.0) == pytest.approx(0.0)
+    # the gates come first: penalties and the clean-wrong case ignore the probability
+    assert attacker_score(False, True, True, [True], p_correct=0.0) == -1.0
+    assert attacker_score(True, False, True, [True], integrity_penalty=-0.5, p_correct=0.0) == -0.5
+    assert attacker_score(True, True, False, [True], p_correct=0.0) == 0.0
+    with pytest.raises(ValueError, match="probability"):
+        attacker_score(True, True, True, [True], p_correct=1.5)
+
+
 def test_std_mode_drops_constant_groups():
     r = torch.tensor([0, 0, 0, -1, -1, -1, 0, 0.5, 0, 1, 1, 1], dtype=torch.float)
     assert keep_completions(r, 3, mode="std").view(-1, 3)[:, 0].tolist() == [False, False, True, False]

@@ -62,6 +62,7 @@ def attacker_score(
     edited_correct: Sequence[bool],
     parse_penalty: float = PARSE_PENALTY,
     integrity_penalty: float = INTEGRITY_PENALTY,
+    p_correct: float | None = None,
 ) -> float:
     """Semantic integrity x adversarial efficacy (our reading of the paper's reward).
 
@@ -70,7 +71,11 @@ def attacker_score(
       ``integrity_penalty`` (default 0);
     - the defender was already wrong on the clean image: 0 (nothing to flip);
     - otherwise efficacy = longest run of consecutive wrong answers among the k defender samples
-      on the edited image, divided by k: 0 when it is never fooled, 1 when all k are wrong.
+      on the edited image, divided by k: 0 when it is never fooled, 1 when all k are wrong;
+    - with ``p_correct`` (the defender's probability of the right option on the edited image,
+      ``Defender.option_probs``) efficacy is ``1 - p_correct`` instead: the expected share of
+      wrong samples, without the sampling noise (``edited_correct`` then only needs to be
+      non-empty).
     """
     if not parsed:
         return parse_penalty
@@ -78,4 +83,8 @@ def attacker_score(
         return integrity_penalty
     if not clean_correct or not edited_correct:
         return 0.0
+    if p_correct is not None:
+        if not 0.0 <= p_correct <= 1.0 + 1e-9:
+            raise ValueError(f"p_correct must be a probability, got {p_correct}")
+        return max(0.0, 1.0 - p_correct)
     return longest_wrong_run(edited_correct) / len(edited_correct)

@@ -14,7 +14,11 @@ import numpy as np
 from ..edits import EditError, apply_program, parse_program
 from ..integrity import IntegrityConfig, check
 from ..rewards import attacker_score
+from ..world.questions import LETTERS
 from .base import AttackItem
+
+
+EFFICACY = ("samples", "prob")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,11 @@ class ScoringConfig:
     """Reward of a program that does not parse or cannot be applied."""
     integrity_penalty: float = 0.0
     """Reward of a program that fails the integrity verdict."""
+    efficacy: str = "samples"
+    """'samples': efficacy from the k sampled answers (longest wrong run / k, the paper's);
+    'prob': 1 - the defender's probability of the right option (``Defender.option_probs``,
+    teacher-forced, no sampling noise: a dense reward where flips are rare). With 'prob' an
+    edit counts as a flip when the most likely option is wrong."""
     diversity_bonus: float = 0.0
     """Added to passing programs: bonus x (1 - share of their first op type among the batch's
     passing programs); 0 disables it. Guards against collapsing onto one trick."""
@@ -42,6 +51,8 @@ class ScoringConfig:
             raise ValueError("k must be >= 1")
         if self.temperature < 0:
             raise ValueError("temperature must be >= 0")
+        if self.efficacy not in EFFICACY:
+            raise ValueError(f"efficacy must be one of {EFFICACY}, got {self.efficacy!r}")
 
 
 @dataclass
@@ -110,14 +121,21 @@ def score_programs(
         staged.append(rec)
     # one batched defender call for every passing, clean-correct proposal
     ask = [i for i, r in enumerate(staged) if r["passed"] and r["clean_correct"]]
-    answers = _answers(defender, [staged[i]["image"] for i in ask], [items[i].question for i in ask], cfg, seed)
+    p_right: dict[int, float] = {}
+    if cfg.efficacy == "prob":
+        qs = [items[i].question for i in ask]
+        probs = defender.option_probs([staged[i]["image"] for i in ask], qs, batch_size=cfg.batch_size) if ask else []
+        p_right = {i: float(p[LETTERS.index(q.answer)]) for i, p, q in zip(ask, probs, qs)}
+        answers = [[LETTERS[int(np.argmax(p))] == q.answer] for p, q in zip(probs, qs)]
+    else:
+        answers = _answers(defender, [staged[i]["image"] for i in ask], [items[i].question for i in ask], cfg, seed)
     edited: dict[int, list[bool]] = dict(zip(ask, answers))
     passing_ops = Counter(r["ops"][0] for r in staged if r["passed"] and r["ops"])
     n_pass = sum(passing_ops.values())
     out = []
     for i, r in enumerate(staged):
         ec = tuple(edited.get(i, ()))
-        reward = attacker_score(r["parsed"], r["passed"], r["clean_correct"], ec, cfg.parse_penalty, cfg.integrity_penalty)
+        reward = attacker_score(r["parsed"], r["passed"], r["clean_correct"], ec, cfg.parse_penalty, cfg.integrity_penalty, p_right.get(i))
         if cfg.diversity_bonus and r["passed"] and r["ops"]:
             reward += cfg.diversity_bonus * (1.0 - passing_ops[r["ops"][0]] / n_pass)
         out.append(Scored(r["text"], r["parsed"], r["passed"], r["reasons"], r["ops"], r["clean_correct"], ec, reward, r["image"] if keep_images else None))

@@ -206,6 +206,55 @@ class Defender:
         exact = [[is_exact_format(c) for c in cs] for cs in comps]
         return {"completions": comps, "correct": correct, "exact": exact}
 
+    @torch.inference_mode()
+    def option_probs(self, images: Sequence[ImageLike], questions: Sequence[Question], completion=None, batch_size: int = 64) -> list[np.ndarray]:
+        """How much the model believes each option, read off its logits (no sampling).
+
+        For question ``q`` with options ``o_1..o_m``, ``completion(o_i, letter_i)`` is the answer
+        the model would write for option ``i`` (default: the born defender's
+        ``' right \\boxed{B}'``, :func:`aot.models.tokenizer.answer_completion`). Returns, per
+        question, ``softmax_i(log p(completion_i | image, prompt))``: shape ``(m,)``, summing
+        to 1. One teacher-forced forward per (question, option) row, ``batch_size`` rows at a
+        time. It is the noise-free counterpart of sampling the model and counting answers,
+        exact when the model only ever writes these completions (as the born defender does)."""
+        from ..world.questions import LETTERS
+        from .tokenizer import answer_completion
+
+        if len(images) != len(questions):
+            raise ValueError(f"option_probs: {len(images)} images but {len(questions)} questions")
+        completion = completion or answer_completion
+        tok = self.tokenizer
+        rows = [(i, j) for i, q in enumerate(questions) for j in range(len(q.options))]
+        logp = np.zeros(len(rows))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for s in range(0, len(rows), batch_size):
+                chunk = rows[s : s + batch_size]
+                conts = [completion(questions[i].options[j], LETTERS[j]) for i, j in chunk]
+                cont_ids = [tok(c, add_special_tokens=False)["input_ids"] for c in conts]
+                texts = [self.chat_text(format_prompt(questions[i])) + c for (i, _), c in zip(chunk, conts)]
+                batch = self.processor(images=[to_pil(images[i]) for i, _ in chunk], text=texts, padding=True, return_tensors="pt")
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                ids = batch["input_ids"]  # (R, L), left padded: each completion ends its row
+                logits = self.model(**batch).logits  # (R, L, V)
+                lp = torch.log_softmax(logits[:, :-1].float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (R, L-1): log p(token t+1)
+                for r, c in enumerate(cont_ids):
+                    n = len(c)
+                    if ids[r, -n:].tolist() != c:
+                        raise ValueError(f"option_probs: the completion {conts[r]!r} does not tokenize the same after the prompt; pass a completion= that does")
+                    logp[s + r] = float(lp[r, -n:].sum())
+        finally:
+            self.model.train(was_training)
+        out, k = [], 0
+        for q in questions:
+            m = len(q.options)
+            z = logp[k : k + m]
+            p = np.exp(z - z.max())
+            out.append(p / p.sum())
+            k += m
+        return out
+
     # --- persistence -----------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
         """``save_pretrained`` (safetensors) of model, tokenizer and image processor, atomically."""
