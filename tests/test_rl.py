@@ -64,3 +64,20 @@ def test_train_defender_metrics(tiny, tmp_path):
     assert res["defender/kept_groups"] + res["defender/dropped_groups"] == 2
     with pytest.raises(ValueError):
         to_dataset([])
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal(capsys):
+    from types import SimpleNamespace
+
+    from aot.rl.grpo import RichProgress
+
+    cb = RichProgress("attacker GRPO", lines=4)
+    state = SimpleNamespace(max_steps=8, global_step=0)
+    cb.on_train_begin(None, state, None)
+    for step in range(1, 9):
+        state.global_step = step
+        cb.on_step_end(None, state, None)
+        cb.on_log(None, state, None, logs={"reward": step / 10})
+    cb.on_train_end(None, state, None)
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert [ln.split(" (")[0] for ln in lines] == [f"attacker GRPO step {s}/8 reward {s / 10:.3f}" for s in (2, 4, 6, 8)]
