@@ -145,3 +145,24 @@ def test_clean_correct_items_keeps_only_attackable_questions():
     assert items == ["b", "b", "b", "b"] and clean == [True] * 4
     items, clean = clean_correct_items(["a", "b", "c"], [True, True, False], min_items=3)
     assert items == ["a", "b", "a"]
+
+
+@pytest.mark.slow
+def test_attacker_train_run_pads_the_cold_start_with_heuristic_edits(tmp_path):
+    import json
+
+    from aot.attack.data import sft_examples
+    from aot.attack.train import train_attacker_run
+    from aot.data.build import build_sft
+    from aot.data.sft import SFTBuildConfig
+
+    build_sft(SFTBuildConfig(n=6, attacker="heuristic", defender="scripted:0.5"), tmp_path / "sft")
+    own = len(sft_examples(tmp_path / "sft", min_examples=100))
+    assert own < 20  # 6 records cannot fill it: the heuristic tops it up
+    m = train_attacker_run(
+        tmp_path / "run", "base", "cold-start", tmp_path / "sft", 0, None,
+        ["sft_min_examples=20", "sft.max_steps=1", "sft.batch_size=4"], 0, 0, log=lambda *_: None,
+    )
+    assert m["attacker/sft_heuristic_examples"] == 20 - own and m["attacker/sft_examples"] == 20
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["attacker/sft_examples"] == 20
+    assert ModelAttacker.load(tmp_path / "run" / "attacker").propose(_items(2))[0].strip()

@@ -31,7 +31,7 @@ import torch
 
 from .attack import RandomAttacker
 from .attack.base import AttackItem
-from .attack.data import attack_items, heuristic_examples, sft_examples
+from .attack.data import ATTACK_COLD_START_BASE, attack_items, heuristic_examples, sft_examples
 from .attack.model import ModelAttacker, init_attacker
 from .attack.scoring import ScoringConfig, clean_correctness, score_programs, summarize
 from .attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
@@ -52,7 +52,7 @@ WARMUP_BASE = 400
 CURRICULUM_BASE = 500
 REPLAY_BASE = 600
 ATTACKER_BASE = 700
-COLD_START_BASE = 800
+COLD_START_BASE = ATTACK_COLD_START_BASE
 MONITOR_OFFSET = 80  # evaluation-range offset for the per-phase monitor sets (never trained on)
 
 

@@ -58,6 +58,8 @@ def sft_examples(dataset_dir: str | Path, limit: int | None = None, min_examples
 ATTACK_EVAL_OFFSET = 90
 """Held-out attack items live at evaluation base 900 + 90 (see aot.eval.seeds)."""
 ATTACK_TRAIN_BASE = 300
+ATTACK_COLD_START_BASE = 800
+"""Scenes of heuristic-proposer edits that pad a cold start (``heuristic_examples``)."""
 """Attacker RL items (outside the evaluation range) start at base 300."""
 
 

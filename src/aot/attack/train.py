@@ -177,6 +177,11 @@ class AttackerTrainConfig:
     """GRPO settings and reward settings."""
     sft_limit: int = 2000
     """Use at most this many effective AOT-SFT examples."""
+    sft_min_examples: int = 0
+    """Pad the cold start to this many examples: first with AOT-SFT edits that pass integrity
+    but flip nothing, then with heuristic-proposer edits that pass integrity on fresh training
+    scenes (imitating the heuristic's placements; 0: effective edits only, the paper's cold
+    start)."""
 
 
 def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int, config, overrides: list[str], n_items: int, seed: int, log=print) -> dict[str, Any]:
@@ -186,7 +191,7 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
     from ..config import dump_config, load_config
     from ..io import atomic_write_json, atomic_write_text
     from ..models.defender import load_defender
-    from .data import ATTACK_TRAIN_BASE, attack_items, sft_examples
+    from .data import ATTACK_COLD_START_BASE, ATTACK_TRAIN_BASE, attack_items, heuristic_examples, sft_examples
     from .model import init_attacker
 
     out = Path(out)
@@ -203,8 +208,13 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
             sft_data = out / "sft"
             log(f"building a {sft_n}-record AOT-SFT set with the heuristic proposer in {sft_data}")
             build_sft(SFTBuildConfig(n=sft_n, seed=seed + 1, attacker="heuristic", defender=defender_spec), sft_data, resume=True, log=log)
-        examples = sft_examples(sft_data, cfg.sft_limit)
-        log(f"cold start on {len(examples)} effective edits from {sft_data}")
+        examples = sft_examples(sft_data, max(cfg.sft_limit, cfg.sft_min_examples), min_examples=cfg.sft_min_examples)
+        log(f"cold start on {len(examples)} edits from {sft_data}")
+        if len(examples) < cfg.sft_min_examples:
+            extra = heuristic_examples(cfg.sft_min_examples - len(examples), ATTACK_COLD_START_BASE + seed)
+            log(f"padded with {len(extra)} heuristic-proposer edits that pass integrity")
+            metrics["attacker/sft_heuristic_examples"] = len(extra)
+            examples += extra
         attacker = init_attacker(defender_spec if Path(str(defender_spec)).exists() or defender_spec == "base" else "base", seed)
         metrics |= cold_start(attacker, examples, cfg.sft)
     else:
