@@ -69,7 +69,7 @@ def test_train_defender_metrics(tiny, tmp_path):
 def test_progress_prints_plain_lines_when_not_a_terminal(capsys):
     from types import SimpleNamespace
 
-    from aot.rl.grpo import RichProgress
+    from aot.progress import RichProgress
 
     cb = RichProgress("attacker GRPO", lines=4)
     state = SimpleNamespace(max_steps=8, global_step=0)

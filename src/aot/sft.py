@@ -42,6 +42,8 @@ def sft_vlm(vlm: Defender, examples: Sequence[tuple[np.ndarray, str, str]], cfg:
     from trl import SFTConfig as TRLSFTConfig
     from trl import SFTTrainer
 
+    from .progress import RichProgress
+
     if not examples:
         raise ValueError(f"{prefix}: SFT needs at least one example")
     t0 = time.perf_counter()
@@ -61,6 +63,7 @@ def sft_vlm(vlm: Defender, examples: Sequence[tuple[np.ndarray, str, str]], cfg:
         )
         tr = SFTTrainer(model=vlm.model, processing_class=vlm.processor, args=args, train_dataset=ds)
         tr.remove_callback(PrinterCallback)
+        tr.add_callback(RichProgress(f"{prefix} SFT"))
         tr.train()
         vlm.model = tr.model
         losses = [h["loss"] for h in tr.state.log_history if "loss" in h]
