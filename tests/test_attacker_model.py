@@ -84,6 +84,22 @@ class ProbDefender(ScriptedDefender):
         return out
 
 
+def test_breakdown_by_group_hand_counted():
+    from aot.attack.scoring import Scored, breakdown
+
+    def sc(passed, clean, wrong):
+        return Scored("", True, passed, (), ("AddObject",), clean, (not wrong,) if passed and clean else (), 0.0)
+
+    # group a: 4 proposals, 3 pass, 2 of those on clean-correct questions, 1 flipped
+    # group b: 1 proposal that fails integrity
+    scored = [sc(True, True, True), sc(True, True, False), sc(True, False, False), sc(False, True, False), sc(False, True, False)]
+    out = breakdown(scored, ["a", "a", "a", "a", "b"])
+    assert out["a"] == {"n": 4, "integrity_pass_rate": 0.75, "success_rate": 0.25, "flip_rate_passing": 0.5}
+    assert out["b"]["n"] == 1 and out["b"]["success_rate"] == 0.0 and np.isnan(out["b"]["flip_rate_passing"])
+    with pytest.raises(ValueError, match="5 proposals but 1 keys"):
+        breakdown(scored, ["a"])
+
+
 @pytest.mark.parametrize("edited,flips", [(0.6, False), (0.1, True)])
 def test_probability_efficacy_scores_one_minus_p_right(edited, flips):
     items = _items(6)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The attacker runs of README "The attacker" (session 4), in order, against the shipped born
-# defender. About 55 min on 2 CPU cores. OUT defaults to /tmp/attacker.
+# The attacker runs of README "The attacker" (sessions 4 and 5), in order, against the shipped born
+# defender. About 2 h 30 min on 2 CPU cores. OUT defaults to /tmp/attacker.
 set -euo pipefail
 OUT=${OUT:-/tmp/attacker}
 CFG=$(dirname "$0")/rl.yaml
@@ -23,3 +23,21 @@ done
 # 5. the same GRPO with the diversity bonus (no collapse onto one op; README "The attacker")
 aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_div" --items 4096 --config "$CFG" --set attacker_rl.scoring.diversity_bonus=0.05
 aot attacker eval --attacker "$OUT/rl_div/attacker" --defender base --n 500 --seed 0 --json --temperature 1
+
+# --- session 5 (README "Session 5"): ~20 min per GRPO run on one thread ---
+# 6. probability efficacy: the reward reads the defender's p(right option), no sampling noise
+aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_prob" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob
+# 7. the same with the diversity bonus
+aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_prob_div" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob --set attacker_rl.scoring.diversity_bonus=0.05
+# 8. behaviour-cloned cold start (padded to 4,000 integrity-passing heuristic edits, 2 epochs) + probability GRPO
+aot attacker train --defender base --out "$OUT/bc_prob" --sft-data "$OUT/sft" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob --set sft_min_examples=4000 --set sft.epochs=2
+for a in "$OUT/rl_prob/attacker" "$OUT/rl_prob_div/attacker" "$OUT/bc_prob/attacker"; do
+  for t in 0 1; do aot attacker eval --attacker "$a" --defender base --n 500 --seed 0 --json --temperature $t; done
+done
+# 9. robustness: 2,000 questions and other 500-question slices (by_op / by_kind in the JSON)
+for a in random heuristic; do aot attacker eval --attacker $a --defender base --n 2000 --seed 0 --json; done
+aot attacker eval --attacker "$OUT/rl_prob/attacker" --defender base --n 2000 --seed 0 --json --temperature 1
+for s in 1 2; do
+  for a in random heuristic; do aot attacker eval --attacker $a --defender base --n 500 --seed $s --json; done
+  aot attacker eval --attacker "$OUT/rl_prob/attacker" --defender base --n 500 --seed $s --json --temperature 1
+done

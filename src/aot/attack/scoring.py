@@ -156,3 +156,26 @@ def summarize(scored: Sequence[Scored]) -> dict[str, Any]:
         "mean_reward": float(np.mean([s.reward for s in scored])) if n else float("nan"),
         "op_mix": {k: v / total_ops for k, v in sorted(ops.items())} if total_ops else {},
     }
+
+
+def breakdown(scored: Sequence[Scored], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per group (``keys[i]`` labels ``scored[i]``, e.g. its first op or its question kind):
+    proposals, integrity pass rate, success rate, and the flip rate among passing proposals on
+    clean-correct questions (how effective the edits that count are)."""
+    if len(keys) != len(scored):
+        raise ValueError(f"breakdown: {len(scored)} proposals but {len(keys)} keys")
+    groups: dict[str, list[Scored]] = {}
+    for s, k in zip(scored, keys):
+        groups.setdefault(k, []).append(s)
+    out = {}
+    for k in sorted(groups):
+        g = groups[k]
+        eligible = sum(s.passed and s.clean_correct for s in g)
+        succ = sum(s.success for s in g)
+        out[k] = {
+            "n": len(g),
+            "integrity_pass_rate": sum(s.passed for s in g) / len(g),
+            "success_rate": succ / len(g),
+            "flip_rate_passing": succ / eligible if eligible else float("nan"),
+        }
+    return out

@@ -18,7 +18,7 @@ from ..sft import SFTConfig, sft_vlm
 from ..edits.ops import MAX_OPS
 from .constrained import EditProgramLogitsProcessor, scene_bounds
 from .model import ModelAttacker, item_conversation, item_prompt
-from .scoring import ScoringConfig, Scored, clean_correctness, score_programs, summarize
+from .scoring import ScoringConfig, Scored, breakdown, clean_correctness, score_programs, summarize
 
 
 def cold_start(attacker: ModelAttacker, examples: Sequence[tuple[AttackItem, str]], cfg: SFTConfig) -> dict[str, Any]:
@@ -164,6 +164,8 @@ def evaluate_attacker(attacker: Any, defender: Any, items: Sequence[AttackItem],
     out["attacker"] = getattr(attacker, "name", type(attacker).__name__)
     out["seconds"] = time.perf_counter() - t0
     out["reject_reasons"] = dict(Counter(r.split(":")[0] for s in scored for r in s.reasons).most_common(8))
+    out["by_op"] = breakdown(scored, [s.ops[0] if s.ops else "none" for s in scored])
+    out["by_kind"] = breakdown(scored, [it.question.kind for it in items])
     return out
 
 

@@ -55,6 +55,10 @@ def eval_cmd(
         v = res[k]
         print(f"{k:22s} {v:.3f}" if isinstance(v, float) else f"{k:22s} {v}")
     print("op_mix                 " + ", ".join(f"{k} {v:.2f}" for k, v in res["op_mix"].items()))
+    for part in ("by_op", "by_kind"):
+        print(f"{part}: n, integrity pass, success, flips among passing clean-correct")
+        for k, v in res[part].items():
+            print(f"  {k:20s} {v['n']:6d} {v['integrity_pass_rate']:7.3f} {v['success_rate']:7.3f} {v['flip_rate_passing']:7.3f}")
 
 
 @app.command("train")
