@@ -29,9 +29,11 @@ aot attacker eval --attacker "$OUT/rl_div/attacker" --defender base --n 500 --se
 aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_prob" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob
 # 7. the same with the diversity bonus
 aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_prob_div" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob --set attacker_rl.scoring.diversity_bonus=0.05
+# 7b. diversity bonus with a harsher integrity penalty (-1)
+aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_prob_div_pen" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob --set attacker_rl.scoring.diversity_bonus=0.05 --set attacker_rl.scoring.integrity_penalty=-1.0
 # 8. behaviour-cloned cold start (padded to 4,000 integrity-passing heuristic edits, 2 epochs) + probability GRPO
 aot attacker train --defender base --out "$OUT/bc_prob" --sft-data "$OUT/sft" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob --set sft_min_examples=4000 --set sft.epochs=2
-for a in "$OUT/rl_prob/attacker" "$OUT/rl_prob_div/attacker" "$OUT/bc_prob/attacker"; do
+for a in "$OUT/rl_prob/attacker" "$OUT/rl_prob_div/attacker" "$OUT/rl_prob_div_pen/attacker" "$OUT/bc_prob/attacker"; do
   for t in 0 1; do aot attacker eval --attacker "$a" --defender base --n 500 --seed 0 --json --temperature $t; done
 done
 # 9. robustness: 2,000 questions and other 500-question slices (by_op / by_kind in the JSON)
