@@ -9,9 +9,8 @@ from transformers import TrainerCallback
 
 class RichProgress(TrainerCallback):
     """A rich progress bar over optimizer steps, showing the latest mean reward (or loss, for
-    SFT). When stderr is
-    not a terminal (a log file, CI) it prints a plain line about every twentieth of the run
-    instead, so long jobs stay observable."""
+    SFT). When stderr is not a terminal (a log file, CI) it prints a plain line about every
+    ``1/lines`` of the run instead, so long jobs stay observable."""
 
     def __init__(self, desc: str = "GRPO", lines: int = 20):
         self.desc = desc

@@ -31,7 +31,7 @@ import torch
 
 from .attack import RandomAttacker
 from .attack.base import AttackItem
-from .attack.data import ATTACK_COLD_START_BASE, attack_items, heuristic_examples, sft_examples
+from .attack.data import attack_items, cold_start_examples
 from .attack.model import ModelAttacker, init_attacker
 from .attack.scoring import ScoringConfig, clean_correctness, score_programs, summarize
 from .attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
@@ -52,7 +52,6 @@ WARMUP_BASE = 400
 CURRICULUM_BASE = 500
 REPLAY_BASE = 600
 ATTACKER_BASE = 700
-COLD_START_BASE = ATTACK_COLD_START_BASE
 MONITOR_OFFSET = 80  # evaluation-range offset for the per-phase monitor sets (never trained on)
 
 
@@ -400,12 +399,9 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             state["sft_dir"] = str(sft_dir)
         elif phase == "cold_start":
             attacker = init_attacker(base_defender_path, _phase_seed(cfg, phase))
-            examples = sft_examples(state["sft_dir"], min_examples=cfg.attacker_sft_min_examples)
-            m["attacker/sft_examples"] = len(examples)
-            if len(examples) < cfg.attacker_sft_min_examples:
-                extra = heuristic_examples(cfg.attacker_sft_min_examples - len(examples), COLD_START_BASE + cfg.seed)
-                m["attacker/sft_heuristic_examples"] = len(extra)
-                examples += extra
+            examples, n_heuristic = cold_start_examples(state["sft_dir"], cfg.attacker_sft_min_examples, cfg.seed)
+            if n_heuristic:
+                m["attacker/sft_heuristic_examples"] = n_heuristic
             m |= cold_start(attacker, examples, replace(cfg.attacker_sft, seed=_phase_seed(cfg, phase)))
         elif phase == "warmup":
             items = clean_items(cfg.warmup.items, WARMUP_BASE + cfg.seed)

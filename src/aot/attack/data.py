@@ -58,9 +58,9 @@ def sft_examples(dataset_dir: str | Path, limit: int | None = None, min_examples
 ATTACK_EVAL_OFFSET = 90
 """Held-out attack items live at evaluation base 900 + 90 (see aot.eval.seeds)."""
 ATTACK_TRAIN_BASE = 300
-ATTACK_COLD_START_BASE = 800
-"""Scenes of heuristic-proposer edits that pad a cold start (``heuristic_examples``)."""
 """Attacker RL items (outside the evaluation range) start at base 300."""
+ATTACK_COLD_START_BASE = 800
+"""Scenes of heuristic-proposer edits that pad a cold start (``cold_start_examples``)."""
 
 
 def eval_attack_items(n: int, seed: int = 0) -> list[AttackItem]:
@@ -115,3 +115,13 @@ def heuristic_examples(n: int, base_seed: int) -> list[tuple[AttackItem, str]]:
         if len(out) >= n:
             break
     return out
+
+
+def cold_start_examples(dataset_dir: str | Path, min_examples: int = 0, seed: int = 0, limit: int | None = None) -> tuple[list[tuple[AttackItem, str]], int]:
+    """The attacker's cold-start set: the effective edits of an AOT-SFT dataset (``sft_examples``,
+    at most ``limit``), padded to ``min_examples`` with its integrity-passing useless edits, then
+    with heuristic-proposer edits that pass integrity on fresh scenes (base
+    ``ATTACK_COLD_START_BASE + seed``). Returns the examples and how many came from the heuristic."""
+    examples = sft_examples(dataset_dir, limit, min_examples=min_examples)
+    extra = heuristic_examples(min_examples - len(examples), ATTACK_COLD_START_BASE + seed) if len(examples) < min_examples else []
+    return examples + extra, len(extra)

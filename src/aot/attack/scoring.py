@@ -121,14 +121,14 @@ def score_programs(
         staged.append(rec)
     # one batched defender call for every passing, clean-correct proposal
     ask = [i for i, r in enumerate(staged) if r["passed"] and r["clean_correct"]]
+    images, qs = [staged[i]["image"] for i in ask], [items[i].question for i in ask]
     p_right: dict[int, float] = {}
-    if cfg.efficacy == "prob":
-        qs = [items[i].question for i in ask]
-        probs = defender.option_probs([staged[i]["image"] for i in ask], qs, batch_size=cfg.batch_size) if ask else []
+    if cfg.efficacy == "prob":  # one "answer" per edit: is the most likely option the right one
+        probs = defender.option_probs(images, qs, batch_size=cfg.batch_size) if ask else []
         p_right = {i: float(p[LETTERS.index(q.answer)]) for i, p, q in zip(ask, probs, qs)}
         answers = [[LETTERS[int(np.argmax(p))] == q.answer] for p, q in zip(probs, qs)]
     else:
-        answers = _answers(defender, [staged[i]["image"] for i in ask], [items[i].question for i in ask], cfg, seed)
+        answers = _answers(defender, images, qs, cfg, seed)
     edited: dict[int, list[bool]] = dict(zip(ask, answers))
     passing_ops = Counter(r["ops"][0] for r in staged if r["passed"] and r["ops"])
     n_pass = sum(passing_ops.values())

@@ -193,7 +193,7 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
     from ..config import dump_config, load_config
     from ..io import atomic_write_json, atomic_write_text
     from ..models.defender import load_defender
-    from .data import ATTACK_COLD_START_BASE, ATTACK_TRAIN_BASE, attack_items, heuristic_examples, sft_examples
+    from .data import ATTACK_TRAIN_BASE, attack_items, cold_start_examples
     from .model import init_attacker
 
     out = Path(out)
@@ -210,13 +210,10 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
             sft_data = out / "sft"
             log(f"building a {sft_n}-record AOT-SFT set with the heuristic proposer in {sft_data}")
             build_sft(SFTBuildConfig(n=sft_n, seed=seed + 1, attacker="heuristic", defender=defender_spec), sft_data, resume=True, log=log)
-        examples = sft_examples(sft_data, max(cfg.sft_limit, cfg.sft_min_examples), min_examples=cfg.sft_min_examples)
-        log(f"cold start on {len(examples)} edits from {sft_data}")
-        if len(examples) < cfg.sft_min_examples:
-            extra = heuristic_examples(cfg.sft_min_examples - len(examples), ATTACK_COLD_START_BASE + seed)
-            log(f"padded with {len(extra)} heuristic-proposer edits that pass integrity")
-            metrics["attacker/sft_heuristic_examples"] = len(extra)
-            examples += extra
+        examples, n_heuristic = cold_start_examples(sft_data, cfg.sft_min_examples, seed, limit=max(cfg.sft_limit, cfg.sft_min_examples))
+        log(f"cold start on {len(examples)} edits from {sft_data}" + (f", {n_heuristic} of them heuristic-proposer edits" if n_heuristic else ""))
+        if n_heuristic:
+            metrics["attacker/sft_heuristic_examples"] = n_heuristic
         attacker = init_attacker(defender_spec if Path(str(defender_spec)).exists() or defender_spec == "base" else "base", seed)
         metrics |= cold_start(attacker, examples, cfg.sft)
     else:

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..world.questions import Question
+from ..world.questions import LETTERS, Question
 from .prompt import extract_choice, format_prompt, is_exact_format
 from .registry import TINY_MODELS, build_processor, build_tiny
+from .tokenizer import answer_completion
 
 ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "defender"
 """The shipped born defender (``load_defender("base")``)."""
@@ -217,9 +218,6 @@ class Defender:
         to 1. One teacher-forced forward per (question, option) row, ``batch_size`` rows at a
         time. It is the noise-free counterpart of sampling the model and counting answers,
         exact when the model only ever writes these completions (as the born defender does)."""
-        from ..world.questions import LETTERS
-        from .tokenizer import answer_completion
-
         if len(images) != len(questions):
             raise ValueError(f"option_probs: {len(images)} images but {len(questions)} questions")
         completion = completion or answer_completion
