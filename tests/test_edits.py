@@ -24,6 +24,10 @@ from aot.edits import (
     Photometric,
     RemoveObject,
     ReplaceAttrs,
+    TwinObject,
+    MimicPatch,
+    ABSOLUTE_OPS,
+    place_beside,
     apply_program,
     format_program,
     gaussian_blur,
@@ -43,7 +47,9 @@ move 3 20 30
 patch 10 10 20 20 grey
 perturb 10 10 20 20 8 7
 background stripes sand slate
-photo brightness=1.1 contrast=0.9 blur=0.5 noise=3 seed=2"""
+photo brightness=1.1 contrast=0.9 blur=0.5 noise=3 seed=2
+twin 3 color=orange
+mimic 3"""
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -95,14 +101,16 @@ programs = st.lists(ops_st, min_size=1, max_size=4).map(tuple)
 
 # --- ops and serialisation ----------------------------------------------------------------
 def test_example_program_parses_and_round_trips():
-    p = parse_program(EXAMPLE, max_ops=8)
+    p = parse_program(EXAMPLE, max_ops=10)
     assert [op.name for op in p] == list(OP_NAMES)
+    assert p[8] == TwinObject(3, {"color": "orange"}) and p[8] != ReplaceAttrs(3, {"color": "orange"})
+    assert p[9] == MimicPatch(3)
     assert p[0] == AddObject("small", "red", "metal", "circle", 40, 12)
     assert p[2] == ReplaceAttrs(3, {"shape": "ring", "color": "blue"})
     assert p[7] == Photometric(1.1, 0.9, 0.5, 3.0, 2)
     assert format_program(p) == EXAMPLE
-    assert program_from_json(program_to_json(p), max_ops=8) == p
-    assert program_from_json(json.dumps(program_to_json(p)), max_ops=8) == p
+    assert program_from_json(program_to_json(p), max_ops=10) == p
+    assert program_from_json(json.dumps(program_to_json(p)), max_ops=10) == p
     assert parse_program(EXAMPLE.split("\n")[0] + "\n") == p[:1]  # one trailing newline is fine
 
 
@@ -444,7 +452,62 @@ def test_random_program_reaches_every_op_and_stays_inside():
         for x0, y0, x1, y1 in r.touched_boxes:
             assert 0 <= x0 < x1 <= s.width and 0 <= y0 < y1 <= s.height
         assert parse_program(format_program(p)) == p
+    assert seen == set(ABSOLUTE_OPS)  # the default: ops with their own coordinates
+
+
+def test_random_program_relative_kinds_apply():
+    seen: set[str] = set()
+    for seed in range(60):
+        s = sample_scene(seed, "complex")
+        p = random_program(s, np.random.default_rng(seed), max_ops=3, kinds=OP_NAMES)
+        seen.update(op.name for op in p)
+        r = apply_program(s, p)  # relative ops name live ids, so the program applies
+        assert parse_program(format_program(p)) == p and len(r.touched_boxes) >= sum(op.name in ("add", "move", "patch", "perturb", "twin", "mimic") for op in p)
     assert seen == set(OP_NAMES)
+
+
+# --- relative ops -------------------------------------------------------------------------
+def test_place_beside_hand_computed():
+    # anchor box 10x10 at (20, 20)-(30, 30), centre (25, 25); a 4x4 box centred on (cx, cy)
+    box_at = lambda x, y: (x - 2, y - 2, x + 2, y + 2)  # noqa: E731
+    # right first: cx = 25 + (5 + 2 + 3) = 35 -> box (33, 23, 37, 27)
+    assert place_beside((20, 20, 30, 30), box_at, 64, 64, []) == (35, 25, (33, 23, 37, 27))
+    # right blocked (1 px margin) -> left: cx = 25 - 10 = 15
+    assert place_beside((20, 20, 30, 30), box_at, 64, 64, [(36, 20, 40, 30)]) == (15, 25, (13, 23, 17, 27))
+    # right and left off the canvas (width 36) -> below: cy = 35
+    assert place_beside((20, 20, 30, 30), box_at, 36, 64, [(0, 0, 18, 64)]) == (25, 35, (23, 33, 27, 37))
+    # nothing fits anywhere: the first candidate
+    assert place_beside((20, 20, 30, 30), box_at, 64, 64, [(0, 0, 64, 64)]) == (35, 25, (33, 23, 37, 27))
+
+
+def _scene_one(x: float = 30.0, y: float = 30.0) -> Scene:
+    return Scene(64, 64, (Obj(0, "circle", "red", "matte", "medium", x, y, 0),), Background("plain", "grey", "slate"))
+
+
+def test_twin_adds_a_lookalike_beside_and_mimic_paints_its_colour():
+    s = _scene_one()
+    r = apply_program(s, parse_program("twin 0 color=orange size=small\nmimic 0"))
+    new = r.scene.get(1)
+    # the anchor box is (25, 25, 35, 35); a small twin (radius 3.5) goes right: cx = 30 + 5 + 3.5 + 3 = 41.5 -> 42
+    assert new is not None and (new.color, new.shape, new.material, new.size) == ("orange", "circle", "matte", "small")
+    assert (new.x, new.y, new.depth) == (42.0, 30.0, 1)
+    # the mimic patch (10x10) keeps clear of both objects: the right is taken, so left, cx = 30 - 13 = 17
+    assert r.touched_boxes == (new.box(), (12, 25, 22, 35))
+    assert r.occluders == [((12, 25, 22, 35), 1.0)]
+    assert tuple(r.image[30, 17]) == PATCH_RGB["red"] and tuple(r.image[30, 5]) != PATCH_RGB["red"]
+
+
+def test_relative_ops_name_live_ids():
+    s = _scene_one()
+    with pytest.raises(EditApplyError, match="no object with id 5"):
+        apply_program(s, parse_program("twin 5 color=blue"))
+    with pytest.raises(EditApplyError, match="no object with id 0"):
+        apply_program(s, parse_program("remove 0\nmimic 0"))
+    # named before the remove: the patch copies the object as it stood there
+    r = apply_program(s, parse_program("mimic 0\nremove 0"))
+    assert r.scene.objects == () and r.touched_boxes == ((38, 25, 48, 35),)  # right: cx = 30 + 5 + 5 + 3
+    with pytest.raises(EditParseError, match="at least 1"):
+        parse_program("twin 0")
 
 
 def test_random_program_kinds_and_empty_scene():

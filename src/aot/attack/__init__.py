@@ -7,8 +7,10 @@ the self-play loop unchanged.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
+from ..edits import OP_NAMES
 from .base import AttackItem, Attacker, item_rng
 from .heuristic import STRATEGIES, HeuristicAttacker
 from .random_attacker import RandomAttacker
@@ -16,6 +18,9 @@ from .random_attacker import RandomAttacker
 ATTACKERS: dict[str, Callable[..., Attacker]] = {
     "random": RandomAttacker,
     "heuristic": HeuristicAttacker,
+    # the same with the relative ops: the baselines at the model attacker's action space
+    "random-all": partial(RandomAttacker, kinds=OP_NAMES, name="random-all"),
+    "heuristic-relative": partial(HeuristicAttacker, relative=True, name="heuristic-relative"),
 }
 
 

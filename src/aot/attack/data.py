@@ -95,17 +95,18 @@ def attack_items(n: int, base_seed: int, kinds: tuple[str, ...] | None = None, s
     return items
 
 
-def heuristic_examples(n: int, base_seed: int) -> list[tuple[AttackItem, str]]:
-    """Up to ``n`` (item, program) pairs written by the heuristic proposer that pass integrity:
-    a fallback teacher when AOT-SFT holds too few effective edits (e.g. a defender that is
-    never right on clean images, so nothing can be flipped)."""
+def heuristic_examples(n: int, base_seed: int, teacher: str = "heuristic") -> list[tuple[AttackItem, str]]:
+    """Up to ``n`` (item, program) pairs written by the ``teacher`` proposer (a name in
+    ``aot.attack.ATTACKERS``, default the heuristic) that pass integrity: a fallback teacher
+    when AOT-SFT holds too few effective edits (e.g. a defender that is never right on clean
+    images, so nothing can be flipped)."""
     from ..edits import EditError, apply_program, parse_program
     from ..integrity import check
-    from .heuristic import HeuristicAttacker
+    from . import make_attacker
 
     items = attack_items(2 * n, base_seed)
     out = []
-    for it, text in zip(items, HeuristicAttacker().propose(items)):
+    for it, text in zip(items, make_attacker(teacher).propose(items)):
         try:
             res = apply_program(it.scene, parse_program(text), it.image)
         except EditError:
@@ -117,11 +118,13 @@ def heuristic_examples(n: int, base_seed: int) -> list[tuple[AttackItem, str]]:
     return out
 
 
-def cold_start_examples(dataset_dir: str | Path, min_examples: int = 0, seed: int = 0, limit: int | None = None) -> tuple[list[tuple[AttackItem, str]], int]:
+def cold_start_examples(
+    dataset_dir: str | Path, min_examples: int = 0, seed: int = 0, limit: int | None = None, teacher: str = "heuristic"
+) -> tuple[list[tuple[AttackItem, str]], int]:
     """The attacker's cold-start set: the effective edits of an AOT-SFT dataset (``sft_examples``,
     at most ``limit``), padded to ``min_examples`` with its integrity-passing useless edits, then
-    with heuristic-proposer edits that pass integrity on fresh scenes (base
-    ``ATTACK_COLD_START_BASE + seed``). Returns the examples and how many came from the heuristic."""
+    with ``teacher``-proposer edits that pass integrity on fresh scenes (base
+    ``ATTACK_COLD_START_BASE + seed``). Returns the examples and how many came from the teacher."""
     examples = sft_examples(dataset_dir, limit, min_examples=min_examples)
-    extra = heuristic_examples(min_examples - len(examples), ATTACK_COLD_START_BASE + seed) if len(examples) < min_examples else []
+    extra = heuristic_examples(min_examples - len(examples), ATTACK_COLD_START_BASE + seed, teacher) if len(examples) < min_examples else []
     return examples + extra, len(extra)

@@ -14,6 +14,10 @@ For each item it picks one strategy that fits the question and writes a short pr
 - ``mimic_patch``: a flat patch in the target's colour beside it; ``perturb``: a sign-noise
   patch beside the target (the "imperceptible pixel-level perturbation" strategy).
 
+With ``relative=True`` the lookalikes beside a target (the twins and the decoy) are written
+as ``twin ID KEY=VALUE...`` and the mimic patch as ``mimic ID``, leaving their placement to
+the editor: the same strategies in the relative ops a model attacker can learn to copy.
+
 The strategy is applied 1..``max_distractors`` times (a small crowd of lookalikes), then a
 pixel-level op (``perturb`` beside a target) is added with probability ``p_pixel``. Every placement keeps clear of the question's target boxes (the builder's box
 check) and no added object matches a target's description (its description check); when no
@@ -28,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..edits import MAX_OPS, AddObject, OccludingPatch, Op, Perturb, format_program, random_program
+from ..edits import MAX_OPS, AddObject, MimicPatch, OccludingPatch, Op, Perturb, TwinObject, format_program, random_program
 from ..world.types import COLOR_NAMES, SHAPES, SIZES, Obj, Scene
 from .base import AttackItem, item_rng
 
@@ -83,6 +87,9 @@ class HeuristicAttacker:
     """Pixels between the distractor's and the target's outlines (inclusive range)."""
     max_distractors: int = 3
     """Distractors of the chosen strategy per program, drawn uniformly from 1..max_distractors."""
+    relative: bool = False
+    """Write lookalikes beside a target as ``twin`` and mimic patches as ``mimic`` (the editor
+    places them) instead of ``add`` / ``patch`` with coordinates."""
     name: str = "heuristic"
 
     def __post_init__(self) -> None:
@@ -160,7 +167,7 @@ class HeuristicAttacker:
             if q.spec["kind"] == "count":
                 key = next(iter(q.spec["ref"]))  # the counted attribute is the one to vary
             attrs = dict(t.attrs(), **{key: _other(rng, key, getattr(t, key))})
-            return self._add_near(rng, scene, t, attrs, refs, avoid)
+            return self._twin(t, attrs, refs) if self.relative else self._add_near(rng, scene, t, attrs, refs, avoid)
         if strat == "attr_decoy":
             asked = q.spec["attr"]
             wrong = [o for o in q.options if o != q.answer_text]
@@ -171,7 +178,7 @@ class HeuristicAttacker:
                 k = ref_keys[int(rng.integers(len(ref_keys)))]
                 vals = {"size": tuple(SIZES), "material": ("matte", "metal")}.get(k)
                 attrs[k] = _other(rng, k, attrs[k]) if k in _VOCAB else [v for v in vals if v != attrs[k]][int(rng.integers(len(vals) - 1))]  # type: ignore[arg-type]
-            return self._add_near(rng, scene, t, attrs, refs, avoid)
+            return self._twin(t, attrs, refs) if self.relative else self._add_near(rng, scene, t, attrs, refs, avoid)
         if strat == "mirror_twin" and len(targets) == 2:
             i = int(rng.integers(2))
             twin_of, pivot = targets[i], targets[1 - i]
@@ -181,10 +188,18 @@ class HeuristicAttacker:
             mx, my = 2 * pivot.x - twin_of.x, 2 * pivot.y - twin_of.y
             return self._add_at(rng, scene, (mx, my), attrs, refs, avoid, jitter=6.0) or self._add_near(rng, scene, pivot, attrs, refs, avoid)
         if strat == "mimic_patch":
-            return self._patch(rng, scene, t, avoid)
+            return MimicPatch(t.id) if self.relative else self._patch(rng, scene, t, avoid)
         if strat == "perturb":
             return self._perturb(rng, scene, t, avoid)
         return None
+
+    @staticmethod
+    def _twin(t: Obj, attrs: Attrs, refs) -> Op | None:
+        """``twin`` of ``t`` changing what ``attrs`` changes (None when it would fit a description)."""
+        if matches_any(attrs, refs):
+            return None
+        diff = {k: v for k, v in attrs.items() if getattr(t, k) != v}
+        return TwinObject(t.id, diff) if diff else None
 
     # --- placement --------------------------------------------------------------------------
     def _fits(self, scene: Scene, box: Box, avoid: list[Box]) -> bool:

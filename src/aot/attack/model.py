@@ -22,9 +22,10 @@ META = "aot_attacker.json"
 
 def attacker_prompt(question: Question, width: int, height: int) -> str:
     """What the attacker reads beside the image: the question, its options and answer, the
-    target boxes (the instances the edit must leave intact) and the canvas size."""
+    targets (the instances the edit must leave intact: object id, then box) and the canvas
+    size. The ids are what the relative ops (``twin ID ...``, ``mimic ID``) name."""
     opts = "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(question.options))
-    targets = "; ".join(" ".join(str(v) for v in t.box) for t in question.targets) or "none"
+    targets = "; ".join(f"id {t.id} box " + " ".join(str(v) for v in t.box) for t in question.targets) or "none"
     return (
         f"Mislead a model answering: {question.text}\nOptions:\n{opts}\nAnswer: {question.answer_text}\n"
         f"Targets: {targets}\nCanvas: {width} {height}\nWrite an edit program that keeps the answer."

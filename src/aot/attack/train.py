@@ -178,12 +178,14 @@ class AttackerTrainConfig:
     attacker_rl: AttackerRLConfig = field(default_factory=AttackerRLConfig)
     """GRPO settings and reward settings."""
     sft_limit: int = 2000
-    """Use at most this many effective AOT-SFT examples."""
+    """Use at most this many AOT-SFT examples (effective edits first)."""
     sft_min_examples: int = 0
     """Pad the cold start to this many examples: first with AOT-SFT edits that pass integrity
-    but flip nothing, then with heuristic-proposer edits that pass integrity on fresh training
-    scenes (imitating the heuristic's placements; 0: effective edits only, the paper's cold
-    start)."""
+    but flip nothing (within ``sft_limit``), then with ``sft_teacher`` edits that pass
+    integrity on fresh training scenes (0: effective edits only, the paper's cold start)."""
+    sft_teacher: str = "heuristic"
+    """The registered attacker whose edits pad the cold start (``heuristic``, or
+    ``heuristic-relative`` to teach the relative ops ``twin`` and ``mimic``)."""
 
 
 def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int, config, overrides: list[str], n_items: int, seed: int, log=print) -> dict[str, Any]:
@@ -210,8 +212,8 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
             sft_data = out / "sft"
             log(f"building a {sft_n}-record AOT-SFT set with the heuristic proposer in {sft_data}")
             build_sft(SFTBuildConfig(n=sft_n, seed=seed + 1, attacker="heuristic", defender=defender_spec), sft_data, resume=True, log=log)
-        examples, n_heuristic = cold_start_examples(sft_data, cfg.sft_min_examples, seed, limit=max(cfg.sft_limit, cfg.sft_min_examples))
-        log(f"cold start on {len(examples)} edits from {sft_data}" + (f", {n_heuristic} of them heuristic-proposer edits" if n_heuristic else ""))
+        examples, n_heuristic = cold_start_examples(sft_data, cfg.sft_min_examples, seed, limit=cfg.sft_limit, teacher=cfg.sft_teacher)
+        log(f"cold start on {len(examples)} edits from {sft_data}" + (f", {n_heuristic} of them {cfg.sft_teacher}-proposer edits" if n_heuristic else ""))
         if n_heuristic:
             metrics["attacker/sft_heuristic_examples"] = n_heuristic
         attacker = init_attacker(defender_spec if Path(str(defender_spec)).exists() or defender_spec == "base" else "base", seed)

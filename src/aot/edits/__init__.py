@@ -7,9 +7,10 @@ A program is a tuple of ops (at most ``MAX_OPS`` = 4 when parsed)::
     result = apply_program(scene, prog)   # result.scene, result.image, result.occluders, ...
 """
 
-from .apply import EditResult, apply_program, gaussian_blur
+from .apply import EditResult, apply_program, gaussian_blur, place_beside
 from .jsonio import program_from_json, program_to_json
 from .ops import (
+    ABSOLUTE_OPS,
     MAX_COORD,
     MAX_OPS,
     OP_NAMES,
@@ -22,6 +23,7 @@ from .ops import (
     EditError,
     EditParseError,
     EditValueError,
+    MimicPatch,
     MoveObject,
     OccludingPatch,
     Op,
@@ -29,15 +31,17 @@ from .ops import (
     Photometric,
     Program,
     RemoveObject,
+    RELATIVE_OPS,
     ReplaceAttrs,
+    TwinObject,
 )
 from .sampling import random_program
 from .text import format_program, parse_program
 
 __all__ = [
-    "MAX_COORD", "MAX_OPS", "OP_NAMES", "OP_TYPES", "OPS_BY_NAME", "PATCH_COLORS",
+    "ABSOLUTE_OPS", "MAX_COORD", "MAX_OPS", "OP_NAMES", "OP_TYPES", "OPS_BY_NAME", "PATCH_COLORS",
     "AddObject", "BackgroundChange", "EditApplyError", "EditError", "EditParseError", "EditResult",
-    "EditValueError", "MoveObject", "OccludingPatch", "Op", "Perturb", "Photometric", "Program",
-    "RemoveObject", "ReplaceAttrs", "apply_program", "format_program", "gaussian_blur", "parse_program",
-    "program_from_json", "program_to_json", "random_program",
+    "EditValueError", "MimicPatch", "MoveObject", "OccludingPatch", "Op", "Perturb", "Photometric", "Program",
+    "RELATIVE_OPS", "RemoveObject", "ReplaceAttrs", "TwinObject", "apply_program", "format_program", "gaussian_blur", "parse_program",
+    "place_beside", "program_from_json", "program_to_json", "random_program",
 ]

@@ -62,8 +62,8 @@ def _op_from_json(i: int, d: Any) -> Op:
             kwargs[k] = d[k]
         elif f.default is MISSING and f.default_factory is MISSING:
             raise _err(i, f"{name}: missing key {k!r}")
-    if cls.name == "replace" and not isinstance(kwargs["attrs"], dict):
-        raise _err(i, f"replace: 'attrs' must be an object, got {type(kwargs['attrs']).__name__}")
+    if cls.KEYS is not None and "attrs" in kwargs and not isinstance(kwargs["attrs"], dict):  # replace, twin
+        raise _err(i, f"{name}: 'attrs' must be an object, got {type(kwargs['attrs']).__name__}")
     try:
         return cls(**kwargs)
     except EditValueError as e:

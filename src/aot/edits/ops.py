@@ -306,19 +306,16 @@ class RemoveObject(Op):
 
 
 @dataclass(frozen=True, init=False)
-class ReplaceAttrs(Op):
-    """Change some of an object's attributes. ``attrs`` may be given as a dict; it is stored
+class _IdAttrsOp(Op):
+    """An op on object ``id`` with some attributes given: ``attrs`` may be a dict; it is stored
     as a tuple of (attribute, value) pairs in the canonical order size, color, material, shape."""
 
     id: int
     attrs: tuple[tuple[str, str], ...]
 
-    name: ClassVar[str] = "replace"
     POS: ClassVar[tuple[tuple[str, Kind], ...]] = (("id", OBJ_ID),)
     KEYS: ClassVar[dict[str, Kind] | None] = dict(ATTR_KINDS)
     MIN_KEYS: ClassVar[int] = 1
-    SCENE_OP: ClassVar[bool] = True
-    USAGE: ClassVar[str] = "replace ID KEY=VALUE... (keys: size, color, material, shape)"
 
     def __init__(self, id: int, attrs: Any) -> None:  # noqa: A002 - the field is called id
         object.__setattr__(self, "id", id)
@@ -333,19 +330,19 @@ class ReplaceAttrs(Op):
             try:
                 pairs = [tuple(p) for p in raw]
             except TypeError:
-                raise EditValueError(f"replace: attrs must be a dict or (key, value) pairs, got {_show(raw)}") from None
+                raise EditValueError(f"{self.name}: attrs must be a dict or (key, value) pairs, got {_show(raw)}") from None
         seen: dict[str, str] = {}
         for p in pairs:
             if len(p) != 2:
-                raise EditValueError(f"replace: attrs must be (key, value) pairs, got {_show(p)}")
+                raise EditValueError(f"{self.name}: attrs must be (key, value) pairs, got {_show(p)}")
             k, v = p
             if k not in ATTR_KINDS:
-                raise EditValueError(f"replace: expected attribute (one of {', '.join(ATTRIBUTES)}), got {_show(k)}")
+                raise EditValueError(f"{self.name}: expected attribute (one of {', '.join(ATTRIBUTES)}), got {_show(k)}")
             if k in seen:
-                raise EditValueError(f"replace: duplicate attribute {k!r}")
+                raise EditValueError(f"{self.name}: duplicate attribute {k!r}")
             seen[k] = ATTR_KINDS[k].check(v)
         if not seen:
-            raise EditValueError("replace: expected at least one attribute to change")
+            raise EditValueError(f"{self.name}: expected at least one attribute to change")
         object.__setattr__(self, "attrs", tuple((k, seen[k]) for k in ATTRIBUTES if k in seen))
 
     @property
@@ -361,6 +358,28 @@ class ReplaceAttrs(Op):
 
     def to_json(self) -> dict[str, Any]:
         return {"op": self.name, "id": self.id, "attrs": dict(self.attrs)}
+
+
+@dataclass(frozen=True, init=False)
+class ReplaceAttrs(_IdAttrsOp):
+    """Change some of an object's attributes."""
+
+    name: ClassVar[str] = "replace"
+    SCENE_OP: ClassVar[bool] = True
+    USAGE: ClassVar[str] = "replace ID KEY=VALUE... (keys: size, color, material, shape)"
+
+
+@dataclass(frozen=True, init=False)
+class TwinObject(_IdAttrsOp):
+    """Add a lookalike of object ``id``: a copy with ``attrs`` changed, drawn in front, placed
+    beside it by the editor (the first free spot of :func:`aot.edits.apply.place_beside`).
+
+    A *relative* op: the attacker names what to copy and what to change, the editor finds
+    the room. ``add`` needs both right at once, which a small policy rarely learns."""
+
+    name: ClassVar[str] = "twin"
+    SCENE_OP: ClassVar[bool] = True
+    USAGE: ClassVar[str] = "twin ID KEY=VALUE... (keys: size, color, material, shape)"
 
 
 @dataclass(frozen=True)
@@ -431,6 +450,20 @@ class Perturb(Op):
 
 
 @dataclass(frozen=True)
+class MimicPatch(Op):
+    """Paint an opaque rectangle the size of object ``id``'s box, in its colour, beside it (the
+    editor places it at the first free spot of :func:`aot.edits.apply.place_beside`, after the
+    scene ops). A relative op, like ``twin``."""
+
+    id: int
+
+    name: ClassVar[str] = "mimic"
+    POS: ClassVar[tuple[tuple[str, Kind], ...]] = (("id", OBJ_ID),)
+    SCENE_OP: ClassVar[bool] = False
+    USAGE: ClassVar[str] = "mimic ID"
+
+
+@dataclass(frozen=True)
 class BackgroundChange(Op):
     """Change the background's kind and colours (its phase and clutter are kept)."""
 
@@ -475,7 +508,14 @@ class Photometric(Op):
         return [(k, getattr(self, k)) for k in PHOTO_KEYS if getattr(self, k) != defaults[k].default]
 
 
-OP_TYPES: tuple[type[Op], ...] = (AddObject, RemoveObject, ReplaceAttrs, MoveObject, OccludingPatch, Perturb, BackgroundChange, Photometric)
+OP_TYPES: tuple[type[Op], ...] = (
+    AddObject, RemoveObject, ReplaceAttrs, MoveObject, OccludingPatch, Perturb, BackgroundChange, Photometric, TwinObject, MimicPatch
+)
 OPS_BY_NAME: dict[str, type[Op]] = {c.name: c for c in OP_TYPES}
 OP_NAMES: tuple[str, ...] = tuple(OPS_BY_NAME)
+RELATIVE_OPS: tuple[str, ...] = ("twin", "mimic")
+"""Ops placed by the editor relative to an object (the attacker gives no coordinates)."""
+ABSOLUTE_OPS: tuple[str, ...] = tuple(n for n in OP_NAMES if n not in RELATIVE_OPS)
+"""The eight ops that carry their own coordinates (or need none); the default of
+:func:`aot.edits.random_program` and of the robustness suite."""
 Program = tuple[Op, ...]

@@ -9,10 +9,12 @@ import numpy as np
 
 from ..world.types import ATTRIBUTE_VALUES, ATTRIBUTES, BACKGROUND_KINDS, BG_COLORS, COLOR_NAMES, MATERIALS, SHAPES, SIZE_NAMES, SIZES, Scene
 from .ops import (
+    ABSOLUTE_OPS,
     OP_NAMES,
     PATCH_COLORS,
     AddObject,
     BackgroundChange,
+    MimicPatch,
     MoveObject,
     OccludingPatch,
     Op,
@@ -20,9 +22,10 @@ from .ops import (
     Photometric,
     RemoveObject,
     ReplaceAttrs,
+    TwinObject,
 )
 
-_NEEDS_OBJECT = ("remove", "replace", "move")
+_NEEDS_OBJECT = ("remove", "replace", "move", "twin", "mimic")
 
 
 def _pick(rng: np.random.Generator, seq: Sequence[str]) -> str:
@@ -43,9 +46,11 @@ def _box(rng: np.random.Generator, w: int, h: int, lo: int, hi: int) -> tuple[in
 
 def random_program(scene: Scene, rng: np.random.Generator, max_ops: int = 2, kinds: Sequence[str] | None = None) -> tuple[Op, ...]:
     """1..max_ops random ops that apply cleanly to ``scene`` (ids exist when used, every box
-    and added/moved object inside the canvas). ``kinds`` restricts the op names drawn
-    (default: all eight, uniformly; ops needing an object are skipped when none is left)."""
-    kinds = tuple(kinds or OP_NAMES)
+    and added/moved object inside the canvas; relative ops are placed by the editor).
+    ``kinds``: the op names drawn from, uniformly (default: the eight ``ABSOLUTE_OPS``; pass
+    ``OP_NAMES`` to add ``twin`` and ``mimic``); ops needing an object are skipped when none
+    is left."""
+    kinds = tuple(kinds or ABSOLUTE_OPS)
     for k in kinds:
         if k not in OP_NAMES:
             raise ValueError(f"unknown op kind {k!r}; choose from {OP_NAMES}")
@@ -72,12 +77,19 @@ def random_program(scene: Scene, rng: np.random.Generator, max_ops: int = 2, kin
             if k == "remove":
                 ops.append(RemoveObject(oid))
                 del sizes[oid]
-            elif k == "replace":
+            elif k in ("replace", "twin"):
                 n = int(rng.integers(1, 3))
                 keys = [ATTRIBUTES[i] for i in sorted(rng.choice(len(ATTRIBUTES), size=n, replace=False))]
                 attrs = {a: _pick(rng, ATTRIBUTE_VALUES[a]) for a in keys}
-                ops.append(ReplaceAttrs(oid, attrs))
-                sizes[oid] = attrs.get("size", sizes[oid])
+                if k == "replace":
+                    ops.append(ReplaceAttrs(oid, attrs))
+                    sizes[oid] = attrs.get("size", sizes[oid])
+                else:
+                    ops.append(TwinObject(oid, attrs))
+                    sizes[fresh] = attrs.get("size", sizes[oid])
+                    fresh += 1
+            elif k == "mimic":
+                ops.append(MimicPatch(oid))
             else:
                 x, y = _centre(rng, sizes[oid], W, H)
                 ops.append(MoveObject(oid, x, y))

@@ -8,6 +8,8 @@
     perturb 10 10 20 20 8 7
     background stripes sand slate
     photo brightness=1.1 contrast=0.9 blur=0.5 noise=3 seed=2
+    twin 3 color=orange
+    mimic 3
 
 The parser is strict and total: any malformed input raises :class:`EditParseError`
 (with 1-based ``line`` / ``col`` and what was expected) and nothing else. Integers are

@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..edits import EditError, MoveObject, Op, RemoveObject, ReplaceAttrs, AddObject, apply_program, parse_program, random_program
-from ..edits.ops import OP_NAMES
+from ..edits.ops import ABSOLUTE_OPS, OP_NAMES
 from ..integrity import check
 from ..world import render, sample_question, sample_scene
 from ..world.questions import LETTERS, NEGATIVE_STRATEGIES, Question, Target, evaluate, existence_question, scene_questions
@@ -389,7 +389,7 @@ def _robust_build(cfg: EvalConfig, n: int) -> list[Item]:
             return None
         image = render(scene)
         items = [Item("robust", image, q, {"base": k, "op": "clean", "scene_seed": seed})]
-        for oi, op in enumerate(OP_NAMES):
+        for oi, op in enumerate(ABSOLUTE_OPS):
             rng = _rng(seed, 0x20B0 + oi)
             for _ in range(cfg.attack_tries):
                 prog = random_program(scene, rng, max_ops=1, kinds=(op,))
@@ -420,7 +420,7 @@ def _robust_metrics(items: Sequence[Item], outs: Sequence[Outcome], cfg: EvalCon
     for mode in _modes(cfg):
         ok = [o.correct if mode == "greedy" else o.strict_correct(cfg.strict_trials) for o in outs]
         m: dict[str, float] = {"clean/accuracy": accuracy([c for it, c in zip(items, ok) if it.meta["op"] == "clean"])}
-        for op in OP_NAMES:
+        for op in ABSOLUTE_OPS:
             for key, v in _attack_block(items, ok, "op", op).items():
                 m[f"{op}/{key}"] = v
         for key, v in _attack_block(items, ok, "op", None).items():
@@ -428,7 +428,7 @@ def _robust_metrics(items: Sequence[Item], outs: Sequence[Outcome], cfg: EvalCon
         res[mode] = m
     bases = sum(it.meta["op"] == "clean" for it in items)
     info: dict[str, float] = {"n": float(len(items)), "bases": float(bases)}
-    for op in OP_NAMES:
+    for op in ABSOLUTE_OPS:
         info[f"{op}/found"] = sum(it.meta["op"] == op for it in items) / bases if bases else math.nan
     res["info"] = info
     return res
@@ -546,7 +546,7 @@ def _heldout_metrics(items: Sequence[Item], outs: Sequence[Outcome], cfg: EvalCo
         "n": float(len(clean)),
         "parse_rate": accuracy([it.meta.get("parsed", False) for it, _ in clean]),
         "integrity_pass_rate": accuracy([it.meta.get("valid", False) for it, _ in clean]),
-        **{f"op_mix/{op}": ops[op] / total for op in OP_NAMES if total},
+        **{f"op_mix/{op}": ops[op] / total for op in OP_NAMES if total and (op in ABSOLUTE_OPS or ops[op])},  # relative ops only when used
     }
     res["about"] = {"attacker": clean[0][0].meta.get("attacker", "?") if clean else "?"}  # type: ignore[dict-item]
     return res
