@@ -7,7 +7,7 @@ import pytest
 
 from aot.attack import ATTACKERS, AttackItem, HeuristicAttacker, make_attacker
 from aot.attack.heuristic import matches_any, question_refs
-from aot.edits import AddObject, apply_program, parse_program
+from aot.edits import AddObject, MimicPatch, TwinObject, apply_program, parse_program
 from aot.integrity import check
 from aot.world import render, sample_question, sample_scene
 from aot.world.dataset import scene_seed
@@ -85,6 +85,37 @@ def test_heuristic_uses_the_question():
     assert shown >= 10
 
 
+def test_heuristic_relative_names_targets_and_leaves_placement_to_the_editor(batch):
+    att = make_attacker("heuristic-relative")
+    rel, passed = 0, 0
+    for it in batch:
+        prog = parse_program(att.propose([it])[0])
+        target_ids = {t.id for t in it.question.targets}
+        for op in prog:
+            if isinstance(op, (TwinObject, MimicPatch)):
+                rel += 1
+                assert op.id in target_ids  # a lookalike / mimic of a question target
+            if isinstance(op, TwinObject):  # the twin never fits the question's description
+                src = it.scene.get(op.id)
+                attrs = {**{k: getattr(src, k) for k in ("size", "color", "material", "shape")}, **op.attr_dict}
+                assert not matches_any(attrs, question_refs(it.question.spec))
+        passed += check(it.scene, it.image, it.question, apply_program(it.scene, prog, it.image)).passed
+    assert rel >= len(batch) // 2 and passed >= 0.9 * len(batch)
+
+
 def test_unknown_attacker_is_named():
     with pytest.raises(ValueError, match="heuristic"):
         make_attacker("diffusion")
+
+
+def test_cold_start_teacher_pads_with_its_own_edits():
+    from aot.attack.data import heuristic_examples
+
+    ex = heuristic_examples(12, 801, teacher="heuristic-relative")
+    assert len(ex) == 12
+    ops = [op for _, text in ex for op in parse_program(text)]
+    assert any(isinstance(op, (TwinObject, MimicPatch)) for op in ops)
+    for it, text in ex:  # each passes integrity on its own item
+        assert check(it.scene, it.image, it.question, apply_program(it.scene, parse_program(text), it.image)).passed
+    with pytest.raises(ValueError, match="unknown attacker"):
+        heuristic_examples(2, 801, teacher="nope")

@@ -37,7 +37,8 @@ def test_prompt_names_question_answer_targets():
     it = _items(1)[0]
     p = attacker_prompt(it.question, 64, 64)
     assert it.question.text in p and f"Answer: {it.question.answer_text}" in p
-    assert " ".join(str(v) for v in it.question.targets[0].box) in p
+    t = it.question.targets[0]
+    assert f"id {t.id} box " + " ".join(str(v) for v in t.box) in p  # the id the relative ops name
 
 
 def test_malformed_programs_score_penalty_without_crashing():

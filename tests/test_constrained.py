@@ -119,6 +119,14 @@ def test_processor_masks_hand_checked_cases(tok):
     assert {"add", "remove", "photo"} <= first and all(s.isalpha() for s in first)
 
 
+def test_relative_ops_take_only_the_rows_ids():
+    g = EditGrammar(ids=[3, 5])
+    assert g.accepts("twin 3 color=red shape=ring\nmimic 5") and g.accepts("mimic 3\nmimic 3")
+    assert not g.accepts("mimic 4") and not g.accepts("twin 3") and not g.accepts("twin 3 color=teal")
+    g = EditGrammar(ids=[])  # no object: the ops that name one are left out
+    assert not g.accepts("mimic 0") and g.accepts("patch 0 0 1 1 grey")
+
+
 def test_scene_bounds_limit_ids_and_coordinates(tok):
     items = _items(3)
     b = scene_bounds([it.scene for it in items], max_ops=1)
