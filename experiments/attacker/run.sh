@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The attacker runs of README "The attacker" (sessions 4 and 5), in order, against the shipped born
+# The attacker runs of README "The attacker" (sessions 4, 5 and 6), in order, against the shipped born
 # defender. About 2 h 30 min on 2 CPU cores. OUT defaults to /tmp/attacker.
 set -euo pipefail
 OUT=${OUT:-/tmp/attacker}
@@ -42,4 +42,24 @@ aot attacker eval --attacker "$OUT/rl_prob/attacker" --defender base --n 2000 --
 for s in 1 2; do
   for a in random heuristic; do aot attacker eval --attacker $a --defender base --n 500 --seed $s --json; done
   aot attacker eval --attacker "$OUT/rl_prob/attacker" --defender base --n 500 --seed $s --json --temperature 1
+done
+
+# --- session 6 (README "Session 6"): relative ops (twin ID ..., mimic ID) ---
+# 10. the baselines at the model attacker's action space: random over all ten ops, the heuristic
+#     writing its lookalikes and mimic patches as relative ops
+for s in 0 1 2; do
+  for a in random-all heuristic-relative; do aot attacker eval --attacker $a --defender base --n 500 --seed $s --json; done
+done
+for a in random-all heuristic-relative; do aot attacker eval --attacker $a --defender base --n 2000 --seed 0 --json; done
+# 11. cold start: the 588 effective AOT-SFT edits (+12 useless ones, sft_limit 600) padded with
+#     3,400 integrity-passing heuristic-relative edits, 2 epochs (500 steps); then probability GRPO
+#     (150 steps). 6.5 + 11 min on 2 threads.
+aot attacker train --defender base --out "$OUT/rel" --sft-data "$OUT/sft" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob --set sft_min_examples=4000 --set sft_limit=600 --set sft_teacher=heuristic-relative --set sft.epochs=2
+aot attacker train --defender base --out "$OUT/rel_cs" --sft-data "$OUT/sft" --items 0 --config "$CFG" --set sft_min_examples=4000 --set sft_limit=600 --set sft_teacher=heuristic-relative --set sft.epochs=2
+# 12. held out: greedy and sampled, 2,000 questions and three 500-question slices
+for a in "$OUT/rel/attacker" "$OUT/rel_cs/attacker"; do
+  for t in 0 1; do
+    aot attacker eval --attacker "$a" --defender base --n 2000 --seed 0 --json --temperature $t
+    for s in 0 1 2; do aot attacker eval --attacker "$a" --defender base --n 500 --seed $s --json --temperature $t; done
+  done
 done
