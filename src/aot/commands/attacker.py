@@ -29,7 +29,7 @@ def _load_attacker(spec: str, seed: int, constrained: bool = True, temperature: 
 
 @app.command("eval")
 def eval_cmd(
-    attacker: str = typer.Option("random", "--attacker", help="random | heuristic | PATH of a trained model attacker."),
+    attacker: str = typer.Option("random", "--attacker", help="random | random-all | heuristic | heuristic-relative (registered attackers) | PATH of a trained model attacker."),
     defender: str = typer.Option("base", "--defender", help="base | PATH | HF-ID of the frozen defender."),
     n: int = typer.Option(500, "--n", min=1, help="Held-out questions (seeds in the evaluation range)."),
     seed: int = typer.Option(0, "--seed", min=0, max=99, help="Evaluation run seed (picks a slice of held-out scenes)."),
