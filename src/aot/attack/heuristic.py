@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from ..edits import MAX_OPS, AddObject, MimicPatch, OccludingPatch, Op, Perturb, TwinObject, format_program, random_program
+from ..edits.apply import boxes_overlap
 from ..world.types import COLOR_NAMES, SHAPES, SIZES, Obj, Scene
 from .base import AttackItem, item_rng
 
@@ -62,10 +63,6 @@ def matches_any(attrs: Attrs, refs: Sequence[dict[str, str]]) -> bool:
 
 def question_refs(spec: dict) -> list[dict[str, str]]:
     return [spec["a"], spec["b"]] if spec["kind"] == "relation" else [spec["ref"]]
-
-
-def boxes_overlap(a: Box, b: Box, margin: int = 0) -> bool:
-    return min(a[2], b[2]) + margin > max(a[0], b[0]) and min(a[3], b[3]) + margin > max(a[1], b[1])
 
 
 def _other(rng: np.random.Generator, key: str, value: str, confusable: float = 0.75) -> str:

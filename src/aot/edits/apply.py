@@ -115,7 +115,8 @@ BESIDE_DIRS: tuple[tuple[int, int], ...] = ((1, 0), (-1, 0), (0, 1), (0, -1), (1
 """Right, left, below, above, then the diagonals (image y grows downwards)."""
 
 
-def _overlap(a: Box, b: Box, margin: int) -> bool:
+def boxes_overlap(a: Box, b: Box, margin: int = 0) -> bool:
+    """Whether boxes ``a`` and ``b`` (x0, y0, x1, y1; x1/y1 exclusive) come closer than ``margin`` px."""
     return min(a[2], b[2]) + margin > max(a[0], b[0]) and min(a[3], b[3]) + margin > max(a[1], b[1])
 
 
@@ -140,7 +141,7 @@ def place_beside(
             cx, cy = round(ax + dx * (aw2 + w2 + gap)), round(ay + dy * (ah2 + h2 + gap))
             b = box_at(cx, cy)
             first = first or (cx, cy, b)
-            if 0 <= b[0] and 0 <= b[1] and b[2] <= width and b[3] <= height and not any(_overlap(b, a, margin) for a in avoid):
+            if 0 <= b[0] and 0 <= b[1] and b[2] <= width and b[3] <= height and not any(boxes_overlap(b, a, margin) for a in avoid):
                 return cx, cy, b
     assert first is not None
     return first
