@@ -63,3 +63,7 @@ for a in "$OUT/rel/attacker" "$OUT/rel_cs/attacker"; do
     for s in 0 1 2; do aot attacker eval --attacker "$a" --defender base --n 500 --seed $s --json --temperature $t; done
   done
 done
+# 13. a second training seed (did not find the mimic rule), and 150 more GRPO steps from it
+aot attacker train --defender base --out "$OUT/rel_s1" --sft-data "$OUT/sft" --items 4096 --seed 1 --config "$CFG" --set attacker_rl.scoring.efficacy=prob --set sft_min_examples=4000 --set sft_limit=600 --set sft_teacher=heuristic-relative --set sft.epochs=2
+aot attacker train --defender base --init "$OUT/rel_s1/attacker" --out "$OUT/rel_s1b" --items 4096 --seed 1 --config "$CFG" --set attacker_rl.scoring.efficacy=prob
+for a in "$OUT/rel_s1/attacker" "$OUT/rel_s1b/attacker"; do aot attacker eval --attacker "$a" --defender base --n 500 --seed 1 --json; done
