@@ -109,13 +109,13 @@ def test_unknown_attacker_is_named():
 
 
 def test_cold_start_teacher_pads_with_its_own_edits():
-    from aot.attack.data import heuristic_examples
+    from aot.attack.data import teacher_examples
 
-    ex = heuristic_examples(12, 801, teacher="heuristic-relative")
+    ex = teacher_examples(12, 801, teacher="heuristic-relative")
     assert len(ex) == 12
     ops = [op for _, text in ex for op in parse_program(text)]
     assert any(isinstance(op, (TwinObject, MimicPatch)) for op in ops)
     for it, text in ex:  # each passes integrity on its own item
         assert check(it.scene, it.image, it.question, apply_program(it.scene, parse_program(text), it.image)).passed
     with pytest.raises(ValueError, match="unknown attacker"):
-        heuristic_examples(2, 801, teacher="nope")
+        teacher_examples(2, 801, teacher="nope")

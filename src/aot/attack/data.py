@@ -95,7 +95,7 @@ def attack_items(n: int, base_seed: int, kinds: tuple[str, ...] | None = None, s
     return items
 
 
-def heuristic_examples(n: int, base_seed: int, teacher: str = "heuristic") -> list[tuple[AttackItem, str]]:
+def teacher_examples(n: int, base_seed: int, teacher: str = "heuristic") -> list[tuple[AttackItem, str]]:
     """Up to ``n`` (item, program) pairs written by the ``teacher`` proposer (a name in
     ``aot.attack.ATTACKERS``, default the heuristic) that pass integrity: a fallback teacher
     when AOT-SFT holds too few effective edits (e.g. a defender that is never right on clean
@@ -126,5 +126,5 @@ def cold_start_examples(
     with ``teacher``-proposer edits that pass integrity on fresh scenes (base
     ``ATTACK_COLD_START_BASE + seed``). Returns the examples and how many came from the teacher."""
     examples = sft_examples(dataset_dir, limit, min_examples=min_examples)
-    extra = heuristic_examples(min_examples - len(examples), ATTACK_COLD_START_BASE + seed, teacher) if len(examples) < min_examples else []
+    extra = teacher_examples(min_examples - len(examples), ATTACK_COLD_START_BASE + seed, teacher) if len(examples) < min_examples else []
     return examples + extra, len(extra)

@@ -19,7 +19,7 @@ class RandomAttacker:
     max_ops: int = 2
     """At most this many ops per program (1..4)."""
     kinds: tuple[str, ...] | None = None
-    """Op names to draw from (default: all of ``aot.edits.OP_NAMES``)."""
+    """Op names to draw from (default: the eight ``aot.edits.ABSOLUTE_OPS``; the registered ``random-all`` uses all of ``OP_NAMES``)."""
     name: str = "random"
 
     def __post_init__(self) -> None:
