@@ -1,4 +1,5 @@
-"""Reference points for README "Session 6": hand-written one-line policies in the relative ops.
+"""Reference points for the relative-op attacker (docs/attacker-experiments.md): hand-written
+one-line policies in the relative ops.
 
     python experiments/attacker/fixed_mimic.py --n 500 --seed 0
 

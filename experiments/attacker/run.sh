@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The attacker runs of README "The attacker" (sessions 4, 5 and 6), in order, against the shipped born
+# The attacker runs of docs/attacker-experiments.md, in order, against the shipped born
 # defender. About 2 h 30 min on 2 CPU cores. OUT defaults to /tmp/attacker.
 set -euo pipefail
 OUT=${OUT:-/tmp/attacker}
@@ -20,11 +20,11 @@ done
 for a in "$OUT/cs/attacker" "$OUT/rl/attacker"; do
   aot attacker eval --attacker "$a" --defender base --n 500 --seed 0 --json --temperature 1
 done
-# 5. the same GRPO with the diversity bonus (no collapse onto one op; README "The attacker")
+# 5. the same GRPO with the diversity bonus (no collapse onto one op; docs/attacker-experiments.md)
 aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_div" --items 4096 --config "$CFG" --set attacker_rl.scoring.diversity_bonus=0.05
 aot attacker eval --attacker "$OUT/rl_div/attacker" --defender base --n 500 --seed 0 --json --temperature 1
 
-# --- session 5 (README "Session 5"): ~20 min per GRPO run on one thread ---
+# --- probability efficacy, behaviour-cloned cold start (docs/attacker-experiments.md): ~20 min per GRPO run on one thread ---
 # 6. probability efficacy: the reward reads the defender's p(right option), no sampling noise
 aot attacker train --defender base --init "$OUT/cs/attacker" --out "$OUT/rl_prob" --items 4096 --config "$CFG" --set attacker_rl.scoring.efficacy=prob
 # 7. the same with the diversity bonus
@@ -44,7 +44,7 @@ for s in 1 2; do
   aot attacker eval --attacker "$OUT/rl_prob/attacker" --defender base --n 500 --seed $s --json --temperature 1
 done
 
-# --- session 6 (README "Session 6"): relative ops (twin ID ..., mimic ID) ---
+# --- relative ops (twin ID ..., mimic ID; docs/attacker-experiments.md) ---
 # 10. the baselines at the model attacker's action space: random over all ten ops, the heuristic
 #     writing its lookalikes and mimic patches as relative ops
 for s in 0 1 2; do
