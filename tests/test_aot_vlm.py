@@ -88,10 +88,30 @@ def test_prefix_attention_changes_what_the_image_sees():
     assert not torch.allclose(a, b, atol=1e-5)
 
 
-def test_lora_wraps_aot_vlm():
+def test_lora_on_aot_vlm_forward_backward_step():
+    """PEFT LoRA on q/v projections: a forward, backward and optimizer step moves the adapter
+    only and changes the outputs (GRPO with ``RLConfig.lora``: tests/test_rl.py)."""
     from peft import LoraConfig, get_peft_model
 
-    model, _ = build_tiny("tiny-aot-vlm")
+    torch.manual_seed(0)
+    model, proc = build_tiny("tiny-aot-vlm")
+    d = Defender(model, proc, "aot_vlm")
+    its = _items()
+    batch = d.inputs([i.image for i in its], [format_prompt(i.question) for i in its])
     pm = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
-    n = sum(p.numel() for p in pm.parameters() if p.requires_grad)
-    assert 0 < n < sum(p.numel() for p in pm.parameters()) // 10
+    trainable = {n for n, p in pm.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n and (".q_proj." in n or ".v_proj." in n) for n in trainable)
+    with torch.no_grad():
+        before = pm(**batch).logits
+    logits = pm(**batch).logits
+    # next-token loss on the prompts themselves: any differentiable objective will do
+    loss = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch["input_ids"][:, 1:].flatten())
+    loss.backward()
+    grads = {n for n, p in pm.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    # B starts at zero, so at the first step only B has a gradient (A's is B^T times something)
+    assert grads and grads <= trainable and all("lora_B" in n for n in grads)
+    torch.optim.SGD([p for p in pm.parameters() if p.requires_grad], lr=1.0).step()
+    with torch.no_grad():
+        assert not torch.allclose(pm(**batch).logits, before)
+        pm.disable_adapter_layers()  # the base weights did not move
+        assert torch.equal(pm(**batch).logits, before)

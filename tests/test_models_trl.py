@@ -1,4 +1,6 @@
-"""The Defender API is TRL-compatible: GRPOTrainer (DAPO loss, no KL) runs on the tiny model."""
+"""Stock TRL (no aot trainer code): ``trl.GRPOTrainer`` (DAPO loss, no KL) trains the registry's
+tiny Qwen2.5-VL with aot's prompt format. The project's own trainer (``aot.rl.make_trainer``,
+dynamic sampling, LoRA, frozen vision) is tested in tests/test_rl.py."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from aot.models import build_tiny, extract_choice, question_conversation
 from aot.world import render, sample_question, sample_scene
 
 
-def test_grpo_two_steps_change_parameters(tmp_path):
+def test_stock_trl_grpo_trains_tiny_qwen_vision_and_language(tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
