@@ -62,6 +62,7 @@ def train_defender(defender: Defender, items: Sequence[QAItem], cfg: RLConfig, o
         "defender/reward_last": float(rewards[-1]) if rewards else float("nan"),
         "defender/kept_groups": int(trainer.ds_kept),
         "defender/dropped_groups": int(trainer.ds_dropped),
+        "defender/trained_groups": int(trainer.ds_trained),
         "defender/steps": int(trainer.state.global_step),
         "time/defender_rl_s": time.perf_counter() - t0,
     }

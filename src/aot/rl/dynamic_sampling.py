@@ -6,6 +6,11 @@ group get a zero loss mask and zero advantage, so they add neither gradient nor 
 token-level normaliser. Unlike DAPO we do not re-sample to refill the batch (a batch with
 fewer live groups takes a smaller step); kept/dropped counts are logged as
 ``dynamic_sampling/kept_groups`` and ``dynamic_sampling/dropped_groups``.
+
+DAPO itself keeps sampling until the batch is full of informative groups. ``RLConfig.refill``
+approximates that with a fixed over-sample: each step draws ``refill x prompts_per_step``
+prompts, scores them all, and trains on the first ``prompts_per_step`` informative groups
+(:func:`refill_groups`); the rest are discarded before the loss (no forward/backward on them).
 """
 
 from __future__ import annotations
@@ -42,3 +47,16 @@ def keep_completions(rewards: torch.Tensor, num_generations: int, low: float = 0
     else:
         raise ValueError(f"unknown dynamic-sampling mode {mode!r}; use 'mean' or 'std'")
     return keep.repeat_interleave(num_generations)
+
+
+def refill_groups(keep: torch.Tensor, target: int) -> tuple[torch.Tensor, bool]:
+    """DAPO's refill on an over-sampled batch. keep: (groups,) bool from the filter.
+    Returns (indices of the groups to train on, in order, at most ``target``; live) where
+    ``live`` is False when no group is informative: then the first group alone is returned, to
+    be masked out (a step needs at least one row)."""
+    if target < 1:
+        raise ValueError(f"target must be >= 1, got {target}")
+    idx = torch.nonzero(keep, as_tuple=False).flatten()[:target]
+    if idx.numel() == 0:
+        return torch.zeros(1, dtype=torch.long), False
+    return idx, True

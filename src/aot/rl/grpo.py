@@ -15,7 +15,7 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from ..progress import RichProgress
-from .dynamic_sampling import keep_completions
+from .dynamic_sampling import keep_completions, refill_groups
 
 
 @dataclass
@@ -49,6 +49,10 @@ class RLConfig:
     """Groups with mean reward at or below this are dropped."""
     ds_high: float = 0.99
     """Groups with mean reward at or above this are dropped."""
+    refill: int = 1
+    """DAPO's refill: each step samples ``refill x prompts_per_step`` prompts and trains on the
+    first ``prompts_per_step`` groups the dynamic-sampling filter keeps (1: no over-sampling, a
+    step trains on whatever survives the filter)."""
     max_steps: int = 10
     """Optimizer steps."""
     max_completion_length: int = 16
@@ -83,6 +87,10 @@ class RLConfig:
             raise ValueError("prompts_per_step and max_steps must be >= 1")
         if self.epsilon_low <= 0 or self.epsilon_high <= 0:
             raise ValueError("epsilon_low and epsilon_high must be > 0")
+        if self.refill < 1:
+            raise ValueError(f"refill must be >= 1 (prompts sampled per step = refill x prompts_per_step), got {self.refill}")
+        if self.refill > 1 and not self.dynamic_sampling:
+            raise ValueError("refill > 1 needs dynamic_sampling: without the filter there is nothing to refill")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,7 +101,7 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
 
     def __init__(
         self, *args: Any, ds_enabled: bool = True, ds_low: float = 0.01, ds_high: float = 0.99, ds_mode: str = "mean",
-        logits_processor: Any = None, **kwargs: Any,
+        logits_processor: Any = None, refill_target: int | None = None, **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.logits_processor = logits_processor  # applied to rollouts (transformers path only)
@@ -101,6 +109,8 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         self._last_rewards_per_func: torch.Tensor | None = None
         self.ds_kept = 0
         self.ds_dropped = 0
+        self.refill_target = refill_target  # groups trained per step when over-sampling (None: all)
+        self.ds_trained = 0  # groups that reached the loss
         self.generate_seconds = 0.0  # time in rollout generation
         self.reward_seconds = 0.0  # time in reward functions (the attacker's includes defender calls)
 
@@ -150,6 +160,14 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         rpf = self._last_rewards_per_func
         rewards = (rpf * self.reward_weights.to(rpf.device).unsqueeze(0)).nansum(dim=1)  # (N_global,)
         keep = keep_completions(rewards, self.num_generations, self.ds_low, self.ds_high, self.ds_mode)
+        groups = keep.numel() // self.num_generations
+        kept = int(keep.view(-1, self.num_generations)[:, 0].sum())
+        self.ds_kept += kept
+        self.ds_dropped += groups - kept
+        self._metrics[mode]["dynamic_sampling/kept_groups"].append(float(kept))
+        self._metrics[mode]["dynamic_sampling/dropped_groups"].append(float(groups - kept))
+        if self.refill_target is not None and self.accelerator.num_processes == 1:
+            return self._refill(out, keep)
         n_local = out["completion_ids"].size(0)
         start = self.accelerator.process_index * n_local
         keep_local = keep[start : start + n_local].to(out["completion_mask"].device)
@@ -157,13 +175,35 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         out["advantages"] = out["advantages"] * keep_local.to(out["advantages"].dtype)
         mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
         out["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
-        groups = keep.numel() // self.num_generations
-        kept = int(keep.view(-1, self.num_generations)[:, 0].sum())
-        self.ds_kept += kept
-        self.ds_dropped += groups - kept
-        self._metrics[mode]["dynamic_sampling/kept_groups"].append(float(kept))
-        self._metrics[mode]["dynamic_sampling/dropped_groups"].append(float(groups - kept))
+        self.ds_trained += min(kept, groups)
         return out
+
+    def _refill(self, out: dict[str, Any], keep: torch.Tensor) -> dict[str, Any]:
+        """Keep the rows of the first ``refill_target`` informative groups of an over-sampled
+        batch (one process). ``out`` rows are (groups x G) completions, grouped contiguously."""
+        from trl.trainer.utils import split_pixel_values_by_grid, unsplit_pixel_values_by_grid
+
+        g = self.num_generations
+        gidx, live = refill_groups(keep.view(-1, g)[:, 0], self.refill_target)
+        rows = (gidx.unsqueeze(1) * g + torch.arange(g)).flatten()  # (kept groups x G,)
+        n = out["completion_ids"].size(0)
+        split = split_pixel_values_by_grid(out)
+        sel: dict[str, Any] = {}
+        for k, v in split.items():
+            if isinstance(v, torch.Tensor) and v.ndim > 0 and v.size(0) == n:
+                sel[k] = v[rows.to(v.device)]
+            elif isinstance(v, list) and len(v) == n:
+                sel[k] = [v[i] for i in rows.tolist()]
+            else:
+                sel[k] = v
+        sel = unsplit_pixel_values_by_grid(sel)
+        if not live:  # nothing informative: one group, masked out
+            sel["completion_mask"] = sel["completion_mask"] * 0
+            sel["advantages"] = sel["advantages"] * 0
+        mask = sel["completion_mask"] if "tool_mask" not in sel else sel["completion_mask"] * sel["tool_mask"]
+        sel["num_items_in_batch"] = mask.sum()
+        self.ds_trained += int(gidx.numel()) if live else 0
+        return sel
 
 
 def grpo_args(cfg: RLConfig, output_dir: str, **overrides: Any) -> GRPOConfig:
@@ -174,7 +214,7 @@ def grpo_args(cfg: RLConfig, output_dir: str, **overrides: Any) -> GRPOConfig:
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         num_generations=cfg.num_generations,
-        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        per_device_train_batch_size=cfg.refill * cfg.prompts_per_step * cfg.num_generations,
         gradient_accumulation_steps=1,
         temperature=cfg.temperature,
         epsilon=cfg.epsilon_low,
@@ -238,6 +278,7 @@ def make_trainer(
         ds_high=cfg.ds_high,
         ds_mode=cfg.ds_mode,
         logits_processor=logits_processor,
+        refill_target=cfg.prompts_per_step if cfg.refill > 1 else None,
     )
     # our own progress bar instead of the Trainer's printed log dicts
     from transformers.trainer_callback import PrinterCallback, ProgressCallback

@@ -1,0 +1,128 @@
+"""Headroom of the born defender: supervised training on complex-regime items with the true
+answers (the oracle: the best any curriculum could teach), evaluated on held-out V*-like and
+clean-scene questions every ``--every`` steps. Appends one JSON line per evaluation to ``--out``
+(resumable by rerunning: finished (source, lr) runs are skipped).
+
+    python experiments/study/headroom.py --source complex --lr 5e-4 --steps 600 --out docs/study/headroom.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aot.eval.core import EvalConfig
+from aot.eval.suite import run_suite
+from aot.models.defender import conversation, load_defender, to_pil
+from aot.models.prompt import format_prompt
+from aot.models.tokenizer import answer_completion
+from aot.world import render, sample_question, sample_scene
+from aot.world.dataset import scene_seed
+from aot.eval.core import answer_text
+
+ORACLE_BASE = 850  # below the evaluation range (900+), unused by self-play
+
+
+def oracle_items(n: int, source: str, base: int = ORACLE_BASE):
+    """(image, prompt, completion) with true answers. 'complex': complex-regime scenes (the
+    V*-like distribution); 'extended': simple scenes extended into complex ones (the
+    curriculum's source)."""
+    out = []
+    if source == "extended":
+        from aot.attack.data import attack_items
+
+        for it in attack_items(n, base):
+            q = it.question
+            out.append((it.image, format_prompt(q), answer_completion(answer_text(q, q.answer), q.answer)))
+        return out
+    i = 0
+    kinds = ("attribute", "relation", "existence", "count")
+    while len(out) < n:
+        s = scene_seed(base, i)
+        i += 1
+        sc = sample_scene(s, "complex")
+        q = sample_question(sc, np.random.default_rng([s, 0x0AC]), kinds[i % 4])
+        if q is None:
+            continue
+        out.append((render(sc), format_prompt(q), answer_completion(answer_text(q, q.answer), q.answer)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--source", default="complex", choices=["complex", "extended"])
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--every", type=int, default=150)
+    ap.add_argument("--n-eval", type=int, default=500)
+    ap.add_argument("--suite", default="vstar,clean")
+    ap.add_argument("--out", default="docs/study/headroom.jsonl")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tag = {"source": a.source, "lr": a.lr, "batch": a.batch}
+    if out.exists():
+        rows = [json.loads(l) for l in out.read_text().splitlines() if l.strip()]
+        if any(all(r.get(k) == v for k, v in tag.items()) and r["step"] == a.steps for r in rows):
+            print("done already", tag)
+            return
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    d = load_defender("base")
+    ecfg = EvalConfig(n=a.n_eval, seed=0, strict_trials=0)
+    t_train = [0.0]
+
+    def evaluate(step: int) -> None:
+        was = d.model.training
+        d.model.eval()
+        t = time.perf_counter()
+        with torch.no_grad():
+            res = run_suite(d, a.suite, ecfg)
+        m = res["metrics"]
+        row = {**tag, "step": step, "train_s": round(t_train[0], 1), "eval_s": round(time.perf_counter() - t, 1),
+               **{k: m[k] for k in m if k.endswith("greedy/accuracy") and k.count("/") == 2}}
+        print(json.dumps(row), flush=True)
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if was:
+            d.model.train()
+
+    class Every(TrainerCallback):
+        def __init__(self):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step % a.every == 0:
+                t_train[0] += time.perf_counter() - self.t
+                evaluate(state.global_step)
+                self.t = time.perf_counter()
+
+    evaluate(0)
+    ex = oracle_items(a.steps * a.batch, a.source)
+    ds = Dataset.from_dict({
+        "prompt": [conversation(p) for _, p, _ in ex],
+        "completion": [[{"role": "assistant", "content": [{"type": "text", "text": c}]}] for _, _, c in ex],
+        "images": [[to_pil(im)] for im, _, _ in ex],
+    })
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        args = TRLSFTConfig(output_dir=tmp, use_cpu=True, per_device_train_batch_size=a.batch, num_train_epochs=1,
+                            max_steps=a.steps, learning_rate=a.lr, report_to=[], save_strategy="no", logging_steps=10,
+                            disable_tqdm=True, max_length=None, seed=0, data_seed=0, bf16=False, fp16=False,
+                            dataloader_num_workers=0, gradient_checkpointing=False, lr_scheduler_type="constant")
+        tr = SFTTrainer(model=d.model, processing_class=d.processor, args=args, train_dataset=ds, callbacks=[Every()])
+        tr.train()
+
+
+if __name__ == "__main__":
+    main()
