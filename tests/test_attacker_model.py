@@ -44,14 +44,33 @@ def test_prompt_names_question_answer_targets():
 def test_malformed_programs_score_penalty_without_crashing():
     items = _items(4)
     d = ScriptedDefender(items)
-    texts = ["", "add purple unicorn 1 2", "\x00\x01garbage", RandomAttacker().propose(items[3:])[0]]
+    texts = ["", "add purple unicorn 1 2", "\x00\x01garbage", HeuristicAttacker().propose(items[3:])[0]]
     scored = score_programs(d, items, texts, [True] * 4, ScoringConfig(k=3))
     assert [s.reward for s in scored[:3]] == [-1.0, -1.0, -1.0]
     assert all(not s.parsed and s.reasons for s in scored[:3])
-    assert scored[3].parsed and scored[3].reward >= 0.0
-    # a passing edit that changes pixels fools the scripted defender: full efficacy
+    # the heuristic's edit passes integrity and changes pixels, so the scripted defender is
+    # wrong on all 3 samples: full efficacy, a success
+    assert scored[3].parsed and scored[3].passed and scored[3].edited_correct == (False, False, False)
+    assert scored[3].reward == 1.0 and scored[3].success
     s = summarize(scored)
-    assert s["parse_rate"] == 0.25 and s["n"] == 4
+    assert s["parse_rate"] == 0.25 and s["n"] == 4 and s["success_rate"] == 0.25
+
+
+def test_diversity_bonus_by_hand():
+    """bonus x (1 - share of the program's first op among the batch's passing programs), added to
+    passing programs only."""
+    items = _items(8)
+    heur = HeuristicAttacker().propose(items[:5])  # first ops: add, add, add, add, perturb
+    texts = heur + ["", "move 1 22 48", "patch 38 0 51 3 blue\nreplace 2 shape=triangle"]
+    clean = [True] + [False] * 7  # item 0 earns efficacy 1 on top of its bonus; the rest 0
+    plain = score_programs(ScriptedDefender(items), items, texts, clean, ScoringConfig(k=3))
+    assert [s.ops[:1] for s in plain] == [("AddObject",)] * 4 + [("Perturb",), (), ("MoveObject",), ("OccludingPatch",)]
+    assert [s.passed for s in plain] == [True] * 5 + [False, True, False]
+    assert [s.reward for s in plain] == [1.0, 0, 0, 0, 0, -1.0, 0, 0]
+    bonus = score_programs(ScriptedDefender(items), items, texts, clean, ScoringConfig(k=3, diversity_bonus=0.3))
+    # 6 passing programs: 4 add (share 4/6), 1 perturb, 1 move (1/6 each)
+    add, rare = 0.3 * (1 - 4 / 6), 0.3 * (1 - 1 / 6)
+    assert [s.reward for s in bonus] == pytest.approx([1.0 + add, add, add, add, rare, -1.0, rare, 0.0])
 
 
 def test_scripted_success_counts_only_passing_clean_correct():
