@@ -25,6 +25,14 @@ embeddings) with a ``transformers`` KV cache, so ``generate``, ``save_pretrained
 The prefix ends at the first ``<|im_start|>`` after the last image token (the assistant turn);
 without image tokens the model is plain causal. The same rule holds for a prompt alone
 (generation) and for prompt + completion (training), so both give the same log-probs.
+
+This file is also the model's *remote code*: it imports only ``torch`` and ``transformers``, and
+``save_pretrained`` copies it beside the weights with an ``auto_map`` in ``config.json`` and
+``processor_config.json`` (``register_for_auto_class`` at the bottom), so a process that never
+imports ``aot`` loads a saved defender with ``AutoModelForImageTextToText.from_pretrained(DIR,
+trust_remote_code=True)`` and ``AutoProcessor.from_pretrained(DIR, trust_remote_code=True)``
+(``AotVlmProcessor``: the Qwen2-VL processor without its video slot, which cannot be saved or
+built without torchvision).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.models.qwen2_vl.processing_qwen2_vl import Qwen2VLProcessor
+from transformers.processing_utils import ProcessorMixin
 
 
 class AotVlmConfig(PretrainedConfig):
@@ -399,6 +409,13 @@ class AotVlmForConditionalGeneration(AotVlmPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value):
         self.lm_head = value
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``, with ``AutoModelForCausalLM`` in the ``auto_map``
+        too (``register_for_auto_class`` names one Auto class per model class)."""
+        name = f"{type(self).__module__.rsplit('.', 1)[-1]}.{type(self).__name__}"
+        self.config.auto_map = dict(getattr(self.config, "auto_map", None) or {}, AutoModelForCausalLM=name)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, inputs_embeds=None, pixel_values=None, image_grid_thw=None, labels=None, use_cache=None, logits_to_keep: int | torch.Tensor = 0, return_dict=None, mm_token_type_ids=None, **kwargs):
         out = self.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
@@ -414,9 +431,35 @@ class AotVlmForConditionalGeneration(AotVlmPreTrainedModel, GenerationMixin):
         return CausalLMOutputWithPast(loss=loss, logits=logits, cache=cache if use_cache else None)
 
 
+# --- processor ----------------------------------------------------------------------------------
+class AotVlmProcessor(Qwen2VLProcessor):
+    """The Qwen2-VL processor with two slots (image processor, tokenizer) and no video slot.
+
+    Same inputs as ``Qwen2_5_VLProcessor`` for images and text (``<|image_pad|>`` expanded to one
+    token per ``patch_size * merge_size`` cell, ``pixel_values``, ``image_grid_thw``,
+    ``mm_token_type_ids``). Without the video slot ``save_pretrained`` works and
+    ``AutoProcessor.from_pretrained`` rebuilds it whole (the stock one needs a video processor,
+    which needs torchvision)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        self.image_token = getattr(tokenizer, "image_token", None) or "<|image_pad|>"
+        self.video_token = getattr(tokenizer, "video_token", None) or "<|video_pad|>"
+        self.image_token_id = getattr(tokenizer, "image_token_id", None) or tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = getattr(tokenizer, "video_token_id", None) or tokenizer.convert_tokens_to_ids(self.video_token)
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+# --- Auto classes ---------------------------------------------------------------------------------
+# ``save_pretrained`` copies this file beside the weights and writes the ``auto_map`` entries.
+AotVlmConfig.register_for_auto_class()
+AotVlmForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
+AotVlmProcessor.register_for_auto_class("AutoProcessor")
+
+
 def register() -> None:
-    """Register ``aot_vlm`` with the Auto classes (idempotent); ``import aot.models`` does it."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+    """Register ``aot_vlm`` with the Auto classes of this process (idempotent); ``import
+    aot.models`` does it."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
 
     try:
         AutoConfig.register("aot_vlm", AotVlmConfig)
@@ -424,6 +467,7 @@ def register() -> None:
         return  # already registered
     AutoModelForImageTextToText.register(AotVlmConfig, AotVlmForConditionalGeneration)
     AutoModelForCausalLM.register(AotVlmConfig, AotVlmForConditionalGeneration)
+    AutoProcessor.register(AotVlmConfig, AotVlmProcessor)
 
 
-__all__ = ["AotVlmConfig", "AotVlmForConditionalGeneration", "AotVlmModel", "register", "patches_to_images", "prefix_ends", "attention_mask_4d"]
+__all__ = ["AotVlmConfig", "AotVlmForConditionalGeneration", "AotVlmModel", "AotVlmProcessor", "register", "patches_to_images", "prefix_ends", "attention_mask_4d"]

@@ -7,7 +7,13 @@ left padding, ``torch.inference_mode``, one ``model.generate`` call per chunk of
 KV cache is repeated ``k`` times, where ``num_return_sequences=k`` prefills ``k`` copies.
 ``load_defender(name_or_path)`` accepts ``"base"`` (the shipped born defender), a built-in
 tiny name (random init), a local directory or a Hugging Face id (offline when
-``HF_HUB_OFFLINE=1``).
+``HF_HUB_OFFLINE=1``). A Hugging Face id is resolved to its snapshot directory first, so it
+loads the same files as a local path. A processor that cannot take images is an error: the
+model would otherwise answer without seeing the image.
+
+``Defender.save`` of an ``aot_vlm`` model writes the model's code (``aot_vlm.py``), the
+``auto_map`` and ``processor_config.json`` too, so plain ``transformers`` loads it without
+``aot`` (``trust_remote_code=True``; the README's "Publishing a trained defender").
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from PIL import Image
 
 from ..world.questions import LETTERS, Question
 from .prompt import extract_choice, format_prompt, is_exact_format
+from .aot_vlm import AotVlmProcessor
 from .registry import TINY_MODELS, build_processor, build_tiny
 from .tokenizer import answer_completion
 
@@ -282,10 +289,14 @@ def processor_list(processors: Any):
 
 def save_processor(processor, path: str | os.PathLike, arch: str | None) -> None:
     """Tokenizer and image processor saved separately (``Qwen2VLProcessor.save_pretrained``
-    fails without a video processor), plus the processor's own settings."""
+    fails without a video processor), plus the processor's own settings. ``AotVlmProcessor``
+    saves whole as well (``processor_config.json`` and its code file), for ``AutoProcessor``."""
     path = Path(path)
-    processor.tokenizer.save_pretrained(path)
-    processor.image_processor.save_pretrained(path)
+    if isinstance(processor, AotVlmProcessor):
+        processor.save_pretrained(path)  # tokenizer, chat template, processor_config.json, aot_vlm.py
+    else:
+        processor.tokenizer.save_pretrained(path)
+    processor.image_processor.save_pretrained(path)  # preprocessor_config.json, for load_processor
     meta = {"arch": arch, "image_processor_class": type(processor.image_processor).__name__}
     for key in ("patch_size", "num_additional_image_tokens", "vision_feature_select_strategy", "image_seq_len"):
         if hasattr(processor, key):
@@ -325,9 +336,32 @@ def load_processor(path: str | os.PathLike):
     return proc
 
 
+def model_dir(name: str) -> Path:
+    """A local directory as it is; a Hugging Face id as its snapshot directory (fetched, or read
+    from the local cache under ``HF_HUB_OFFLINE=1``), so that both load the same files, the
+    project's ``aot_defender.json`` included."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise FileNotFoundError(f"{name}: no such model directory")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name))
+    except (OSError, ValueError) as e:
+        from huggingface_hub.constants import is_offline_mode
+
+        offline = " (offline mode: only the local Hugging Face cache is read)" if is_offline_mode() else ""
+        raise FileNotFoundError(f"{name!r} is neither a model directory nor a Hugging Face model id that could be fetched{offline}: {e}") from e
+
+
 def load_defender(name_or_path: str | os.PathLike = "base", dtype: torch.dtype = torch.float32) -> Defender:
     """``"base"``: the shipped born defender; a tiny registry name: random init; a directory
-    saved by ``Defender.save``; or any Hugging Face image-text-to-text model id or path."""
+    saved by ``Defender.save``; or any Hugging Face image-text-to-text model id or path.
+
+    Raises ``ValueError`` when the processor found beside the model cannot take images (a bare
+    tokenizer): the model would then answer every question without its image."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     name = str(name_or_path)
@@ -338,15 +372,28 @@ def load_defender(name_or_path: str | os.PathLike = "base", dtype: torch.dtype =
     if name in TINY_MODELS:
         model, proc = build_tiny(name)
         return Defender(model, proc, TINY_MODELS[name].arch)
-    model = AutoModelForImageTextToText.from_pretrained(name, dtype=dtype)
-    model.eval()
-    if (Path(name) / META_FILE).exists():
-        proc = load_processor(name)
-        arch = json.loads((Path(name) / META_FILE).read_text())["arch"]
+    path = model_dir(name)
+    fix = (
+        "Save a full processor beside the weights (processor.save_pretrained: processor_config.json or "
+        f"preprocessor_config.json with the tokenizer), or use Defender.save, which also writes {META_FILE}."
+    )
+    if (path / META_FILE).exists():
+        proc = load_processor(path)
+        arch = json.loads((path / META_FILE).read_text())["arch"]
     else:
         from .registry import _allow_none_processor_args
 
         _allow_none_processor_args()
-        proc = AutoProcessor.from_pretrained(name)
-        arch = model.config.model_type
-    return Defender(model, proc, arch)
+        try:
+            proc = AutoProcessor.from_pretrained(path)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{name}: no processor that can take images was found beside the model ({type(e).__name__}: {e}). {fix}") from e
+        arch = None
+    if getattr(proc, "image_processor", None) is None:
+        raise ValueError(
+            f"{name}: the processor saved with this model is a {type(proc).__name__}, which cannot take images, so the "
+            f"model would answer without seeing them. {fix}"
+        )
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    model.eval()
+    return Defender(model, proc, arch or model.config.model_type)

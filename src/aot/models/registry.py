@@ -209,8 +209,12 @@ def image_processor_for(spec: TinySpec):
 
 def build_processor(arch: str, tokenizer, image_processor, spec: TinySpec | None = None):
     """The architecture's processor from its parts, around the snags."""
+    if arch == "aot_vlm":  # no video slot: saves and loads whole (``AotVlmProcessor``)
+        from .aot_vlm import AotVlmProcessor
+
+        return AotVlmProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=tokenizer.chat_template)
     _allow_none_processor_args()
-    if arch in ("qwen2_5_vl", "qwen2_vl", "aot_vlm"):
+    if arch in ("qwen2_5_vl", "qwen2_vl"):
         from transformers import Qwen2_5_VLProcessor
 
         return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=None, chat_template=tokenizer.chat_template)
