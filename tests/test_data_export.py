@@ -14,7 +14,7 @@ import pytest
 
 from aot.cli import main
 from aot.data import SFTBuildConfig, build_sft
-from aot.data.export import ExportError, export
+from aot.data.export import EXPORTERS, ExportError, export
 from aot.data.store import iter_records
 from aot.io import decode_png
 from aot.rewards import defender_score
@@ -39,7 +39,7 @@ def test_easyr1_round_trip(ds, tmp_path):
     src, recs = ds
     res = export(src, "easyr1", tmp_path / "e")
     assert res["records"] == len(recs)
-    d = load_parquet(tmp_path / "e" / "train.parquet")
+    d = load_parquet(tmp_path / "e" / "data" / "train.parquet")
     assert isinstance(d.features["images"].feature, datasets.Image)
     for row in d:
         r = recs[row["id"]]
@@ -83,7 +83,7 @@ def test_export_filters_categories_and_refuses_a_full_directory(ds, tmp_path):
     src, recs = ds
     res = export(src, "llava", tmp_path / "x", categories=["clean"])
     assert res["records"] == sum(r["category"] == "clean" for r in recs.values())
-    with pytest.raises(ExportError, match="not empty"):
+    with pytest.raises(ExportError, match="not an empty folder"):
         export(src, "llava", tmp_path / "x")
 
 
@@ -99,9 +99,13 @@ def test_corrupt_image_fails_export_naming_the_record(ds, tmp_path):
     rows[2]["edited_image"] = {"bytes": rows[2]["edited_image"]["bytes"][:40] + b"\x00garbage", "path": None}
     pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), bad / "shard-00001.parquet")
     for fmt in ("easyr1", "llava", "trl"):
+        # the exporters themselves (past the manifest check, as if the sidecar agreed)
         with pytest.raises(ExportError, match=f"record {victim}"):
+            EXPORTERS[fmt](bad, tmp_path / f"direct-{fmt}")
+        # export() refuses the altered shard before writing anything, and leaves no folder
+        with pytest.raises(ExportError, match="shard-00001.parquet"):
             export(bad, fmt, tmp_path / f"out-{fmt}")
-        assert not (tmp_path / f"out-{fmt}" / "train.parquet").exists()
+        assert not (tmp_path / f"out-{fmt}").exists()
     assert main(["data", "export", str(bad), "--format", "trl", "--out", str(tmp_path / "cli")]) == 1
 
 

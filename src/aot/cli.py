@@ -48,16 +48,51 @@ def _register() -> None:
 _register()
 
 
+DEBUG_ENV = "AOT_DEBUG"
+"""Set to 1 (or pass ``--debug``) to see the Python traceback of a failing command."""
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help=f"Show the Python traceback when a command fails (also ${DEBUG_ENV}=1; accepted anywhere on the line)."),
+) -> None:
+    """Adversarial Opponent Training: self-play between an image-editing attacker and a vision-language defender."""
+    # ``main`` strips --debug before Typer sees it; the option is declared here for --help.
+
+
+def _debug_wanted(args: list[str]) -> bool:
+    """Remove every ``--debug`` before a ``--`` from ``args``; True if one was there or $AOT_DEBUG is set."""
+    end = args.index("--") if "--" in args else len(args)
+    found = "--debug" in args[:end]
+    args[:end] = [a for a in args[:end] if a != "--debug"]
+    return found or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def error_message(e: BaseException) -> str:
+    """One line for a failed command: the message of a domain error (every ``aot`` error is a
+    ValueError or OSError subclass whose text says what is wrong), the file of an OSError, or
+    the type and text of an unexpected exception with a pointer to ``--debug``."""
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        msg = f"{e.strerror}: {e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
+    else:
+        msg = str(e) or type(e).__name__
+    if isinstance(e, KeyError) or not isinstance(e, (ValueError, OSError, RuntimeError)):
+        msg = f"{type(e).__name__}: {msg} (unexpected; rerun with --debug or {DEBUG_ENV}=1 to see the traceback)"
+    return " ".join(line.strip() for line in msg.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv`` (defaults to sys.argv[1:]); returns the exit code.
 
     Runs in Click's standalone mode, as the ``aot`` script does, so every exit path has one
-    code: ``typer.Exit(n)`` gives ``n``, usage errors 2, other Click exceptions their own
-    code (message shown), an abort 1, success 0. (Outside standalone mode Click hands an
-    ``Exit``'s code back as the command's return value, which used to be dropped.)
+    code: ``typer.Exit(n)`` gives ``n``, usage errors 2 (bad options and values, shown with the
+    usage line), an abort 1, success 0. Any other exception a command raises (a bad file, a
+    corrupt dataset, a full disk) is printed as one line ``error: ...`` on stderr and gives 1;
+    ``--debug`` anywhere on the line (or ``AOT_DEBUG=1``) lets it propagate with its traceback.
     Exceptions of the separate ``click`` package (Typer vendors its own copy, so it does not
-    handle them) give their ``exit_code`` too; any other exception propagates."""
+    handle them) give their ``exit_code`` and message."""
     args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_wanted(args)
     try:
         app(args=args, prog_name="aot", standalone_mode=True)
     except SystemExit as e:
@@ -65,13 +100,15 @@ def main(argv: list[str] | None = None) -> int:
             return int(e.code or 0)
         print(e.code, file=sys.stderr)  # sys.exit("message")
         return 1
-    except Exception as e:  # e.g. click.ClickException raised by a command
+    except Exception as e:
         code = getattr(e, "exit_code", None)
-        if not isinstance(code, int):
-            raise
-        if hasattr(e, "show"):
+        if isinstance(code, int) and hasattr(e, "show"):  # e.g. click.ClickException raised by a command
             e.show()
-        return code
+            return code
+        if debug:
+            raise
+        print(f"error: {error_message(e)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,1 +1,48 @@
-"""Typer apps, one per verb group; thin wrappers over the library."""
+"""Typer apps, one per verb group; thin wrappers over the library.
+
+Helpers here turn the commonest user mistakes into usage errors (exit 2) before any work is
+done; anything else a command raises becomes one ``error: ...`` line in ``aot.cli.main``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def check_out_dir(path: Path, hint: str = "--out") -> Path:
+    """``path`` may be created as a folder: refuse an existing file (or a file on the way)."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise typer.BadParameter(f"{p} exists and is not a folder", param_hint=hint)
+            break
+    return path
+
+
+def check_out_file(path: Path, hint: str = "--out") -> Path:
+    """``path`` may be written as a file: refuse a folder."""
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give a file name", param_hint=hint)
+    check_out_dir(path.parent, hint)
+    return path
+
+
+def load_defender_arg(spec: str, hint: str = "--model") -> Any:
+    """``load_defender(spec)``; a missing, empty or unreadable model is a usage error naming ``hint``."""
+    from ..models.defender import load_defender
+
+    p = Path(spec)
+    if p.is_dir() and not any(p.iterdir()):
+        raise typer.BadParameter(f"{spec} is an empty folder, not a saved model", param_hint=hint)
+    try:
+        return load_defender(spec)
+    except (OSError, ValueError) as e:  # missing folder, no config.json, unknown hub id offline
+        from ..models.registry import TINY_MODELS
+
+        if p.exists():
+            msg = f"cannot load a model from {spec}: " + " ".join(str(e).split())
+        else:
+            msg = f"{spec!r} is neither base, a tiny model name ({', '.join(sorted(TINY_MODELS))}), a folder, nor a Hugging Face id available here"
+        raise typer.BadParameter(msg, param_hint=hint) from None

@@ -22,9 +22,14 @@ def _load_attacker(spec: str, seed: int, constrained: bool = True, temperature: 
         except TypeError:
             return make_attacker(spec)
     p = Path(spec)
-    if not p.exists():
+    if not p.is_dir():
         raise typer.BadParameter(f"{spec!r} is neither a registered attacker ({', '.join(sorted(ATTACKERS))}) nor a directory", param_hint="--attacker")
-    return ModelAttacker.load(p, constrained=constrained, do_sample=temperature > 0, temperature=temperature or 1.0)
+    if not any(p.iterdir()):
+        raise typer.BadParameter(f"{spec} is an empty folder, not a saved attacker", param_hint="--attacker")
+    try:
+        return ModelAttacker.load(p, constrained=constrained, do_sample=temperature > 0, temperature=temperature or 1.0)
+    except (OSError, ValueError) as e:
+        raise typer.BadParameter(f"cannot load an attacker from {spec}: " + " ".join(str(e).split()), param_hint="--attacker") from None
 
 
 @app.command("eval")
@@ -41,10 +46,12 @@ def eval_cmd(
     integrity pass rate, parse rate and operation mix, against a frozen defender."""
     from ..attack.data import eval_attack_items
     from ..attack.train import evaluate_attacker
-    from ..models.defender import load_defender
+    from . import load_defender_arg
 
+    att = _load_attacker(attacker, seed, constrained, temperature)  # both checked before the items are made
+    d = load_defender_arg(defender, "--defender")
     items = eval_attack_items(n, seed)
-    res = evaluate_attacker(_load_attacker(attacker, seed, constrained, temperature), load_defender(defender), items)
+    res = evaluate_attacker(att, d, items)
     res["defender"] = defender
     res["attacker"] = attacker
     res["temperature"] = temperature
@@ -75,6 +82,8 @@ def train_cmd(
 ) -> None:
     """Cold start (SFT on effective AOT-SFT edits) then GRPO against the frozen defender."""
     from ..attack.train import train_attacker_run
+    from . import check_out_dir
 
+    check_out_dir(out)
     metrics = train_attacker_run(out, defender, init, sft_data, sft_n, config, set_, items, seed, log=console.print)
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2, sort_keys=True))

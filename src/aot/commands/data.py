@@ -19,6 +19,21 @@ def _fail(msg: str) -> None:
     raise click.ClickException(msg)
 
 
+def _sets_key(config: Optional[Path], overrides: list[str], key: str) -> bool:
+    """Whether the user set ``key`` in a --set or at the top of the --config file."""
+    if any(o.split("=", 1)[0].strip() == key for o in overrides):
+        return True
+    if config is None or not config.is_file():
+        return False  # load_config reports a missing or bad file
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and key in data
+
+
 def build_sft(
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Records to write (default 1000)."),
     out: Path = typer.Option(..., "--out", help="Dataset directory (shards, sidecars, manifest.json)."),
@@ -30,7 +45,7 @@ def build_sft(
     shard_size: Optional[int] = typer.Option(None, "--shard-size", min=1, help="Records per shard (default 500)."),
     attacker: Optional[str] = typer.Option(None, "--attacker", help="Proposer: random or heuristic (default random)."),
     defender: Optional[str] = typer.Option(None, "--defender", help="base (shipped born defender), a tiny model name, a directory, or scripted."),
-    k: Optional[int] = typer.Option(None, "--k", min=1, help="Defender answers per edited question: 1 greedy + k-1 sampled (default 3)."),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="Defender answers per edited question: 1 greedy + k-1 sampled (default 3); min_wrong follows it down to k unless set."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with SFTBuildConfig fields."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config field, e.g. --set keep_useless=0.5 --set integrity.ssim_threshold=0.9."),
 ) -> None:
@@ -38,9 +53,13 @@ def build_sft(
     from ..config import ConfigError, load_config
     from ..data.build import BuildError, build_sft as build, describe_manifest
     from ..data.sft import SFTBuildConfig
+    from . import check_out_dir
 
+    check_out_dir(out)
     flags = {"n": n, "seed": seed, "shard_size": shard_size, "attacker": attacker, "defender": defender, "k": k}
     sets = list(overrides) + [f"{key}={val}" for key, val in flags.items() if val is not None]
+    if k is not None and not _sets_key(config, overrides, "min_wrong"):
+        sets.append(f"min_wrong={min(SFTBuildConfig().min_wrong, k)}")  # --k 1 alone is valid: greedy answer wrong
     try:
         cfg = load_config(SFTBuildConfig, config, sets)
     except (ConfigError, ValueError) as e:
@@ -73,7 +92,9 @@ def export_cmd(
     """Write the dataset for EasyR1/verl (with reward.py), LLaVA, or TRL."""
     from ..data.export import EXPORT_FORMATS, ExportError, export
     from ..data.store import ShardError
+    from . import check_out_dir
 
+    check_out_dir(out)
     if fmt not in EXPORT_FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; choose from {', '.join(EXPORT_FORMATS)}", param_hint="--format")
     cats = [c.strip() for c in categories.split(",") if c.strip()]
@@ -94,7 +115,9 @@ def show_cmd(
     """Contact sheet of clean | edited pairs with the defender's answers."""
     from ..data.show import contact_pairs
     from ..data.store import ShardError
+    from . import check_out_file
 
+    check_out_file(out)
     try:
         contact_pairs(src, n, out)
     except (ShardError, FileNotFoundError, ValueError) as e:
@@ -107,12 +130,12 @@ def show_cmd(
 def verify_cmd(src: Path = typer.Argument(..., help="Dataset directory.")) -> None:
     """Check every shard against its sidecar and the manifest; print the manifest summary."""
     from ..data.build import describe_manifest, verify
-    from ..data.store import load_manifest
+    from ..data.store import ShardError, load_manifest
 
     try:
         problems = verify(src)
         m = load_manifest(src)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ShardError) as e:
         _fail(str(e))
         return
     console.print(describe_manifest(m))

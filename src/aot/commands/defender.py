@@ -53,23 +53,26 @@ def pretrain(
 def eval_cmd(
     model: str = typer.Option("base", "--model", help="'base' (the shipped born defender), a tiny registry name, a local path or a Hugging Face id."),
     regime: str = typer.Option("simple", "--regime", help="Scene regime: simple or complex."),
-    n: int = typer.Option(1000, "--n", help="Held-out questions (one per scene)."),
-    seed: int = typer.Option(0, "--seed", help="Evaluation seed (scenes from the held-out seed range)."),
-    batch_size: int = typer.Option(128, "--batch-size", help="Prompts per generate call."),
-    strict_k: int = typer.Option(3, "--strict-k", help="Sampled trials for strict accuracy (0: skip)."),
+    n: int = typer.Option(1000, "--n", min=1, help="Held-out questions (one per scene)."),
+    seed: int = typer.Option(0, "--seed", help="Evaluation seed 0..98 (scenes from the held-out seed range)."),
+    batch_size: int = typer.Option(128, "--batch-size", min=1, help="Prompts per generate call."),
+    strict_k: int = typer.Option(3, "--strict-k", min=0, help="Sampled trials for strict accuracy (0: skip)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Accuracy (greedy), strict-3 accuracy, format rate and questions/s on held-out questions."""
     import torch
 
-    from ..models import load_defender
-    from ..models.evaluation import evaluate_defender
+    from ..models.evaluation import EVAL_SEED_STRIDE, EVAL_SEEDS, evaluate_defender
+    from . import load_defender_arg
     from ..world import REGIMES
 
     if regime not in REGIMES:
         raise typer.BadParameter(f"unknown regime {regime!r}; choose from {sorted(REGIMES)}", param_hint="--regime")
+    n_seeds = (EVAL_SEEDS[1] - EVAL_SEEDS[0]) // EVAL_SEED_STRIDE  # 99; the option's help restates it
+    if not 0 <= seed < n_seeds:
+        raise typer.BadParameter(f"{seed} is outside the evaluation seeds 0..{n_seeds - 1}", param_hint="--seed")
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
-    d = load_defender(model)
+    d = load_defender_arg(model)
     res = evaluate_defender(d, regime=regime, n=n, seed=seed, strict_k=strict_k, batch_size=batch_size)
     res["model"] = model
     if as_json:

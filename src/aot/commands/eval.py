@@ -38,8 +38,9 @@ def eval_command(
     """Run the evaluation suite on one model: greedy and strict-k metrics per benchmark."""
     from ..eval import EvalConfig, resolve_attacker, resolve_suite, run_suite, write_results
     from ..eval.suite import results_table_md
-    from ..models.defender import load_defender
+    from . import check_out_dir, load_defender_arg
 
+    check_out_dir(out)
     names = suite
     extra = [x for x, on in (("pope-file", pope_questions), ("vstar-file", vstar)) if on and x not in suite]
     if extra:  # files given: evaluate them too
@@ -65,10 +66,7 @@ def eval_command(
         except (ValueError, OSError) as e:
             raise typer.BadParameter(str(e), param_hint="--attacker") from None
     t0 = time.perf_counter()
-    try:
-        defender = load_defender(model)
-    except OSError as e:  # missing folder, missing shipped weights, unknown hub id offline
-        raise typer.BadParameter(str(e), param_hint="--model") from None
+    defender = load_defender_arg(model)
     load_s = time.perf_counter() - t0
     with _progress_bar() as bar:
         task = bar.add_task(f"eval {model}", total=None)
@@ -98,7 +96,9 @@ def report_command(
 ) -> None:
     """Write a self-contained report.html (table, per-iteration plots, attack gallery)."""
     from ..report import ReportDataError, build_report, load_report_dir
+    from . import check_out_file
 
+    check_out_file(out)
     try:
         data, base = load_report_dir(src)
         if title:

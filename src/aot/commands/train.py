@@ -18,6 +18,8 @@ def resolve_config(spec: str | None) -> Path | None:
         return None
     p = Path(spec)
     if p.exists():
+        if p.is_dir():
+            raise typer.BadParameter(f"{spec!r} is a directory; give a YAML file or a preset (demo, micro)", param_hint="--config")
         return p
     preset = resources.files("aot") / "configs" / f"{spec}.yaml"
     if preset.is_file():
@@ -30,20 +32,25 @@ def train(
     config: str = typer.Option(None, "--config", help="YAML file or preset name (demo, micro)."),
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set iterations=2 --set defender_rl.max_steps=10."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last completed phase."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="OUT holds an earlier run: remove all of it and start again."),
 ) -> None:
     """Run the AOT self-play loop: AOT-SFT, attacker cold start, warm-up, N iterations, evaluation."""
     from ..config import ConfigError, load_config
-    from ..selfplay import SelfPlayConfig, run_selfplay
+    from ..selfplay import RunDirError, SelfPlayConfig, run_selfplay
 
+    from . import check_out_dir
+
+    check_out_dir(out)
+    if resume and overwrite:
+        raise typer.BadParameter("--resume and --overwrite exclude each other", param_hint="--overwrite")
     try:
         cfg = load_config(SelfPlayConfig, resolve_config(config), list(set_))
     except ConfigError as e:
         raise typer.BadParameter(str(e)) from None
     try:
-        summary = run_selfplay(cfg, out, resume=resume, log=console.print)
-    except (ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        summary = run_selfplay(cfg, out, resume=resume, overwrite=overwrite, log=console.print)
+    except RunDirError as e:  # refused before anything was written: a usage error
+        raise typer.BadParameter(str(e), param_hint="--out") from None
     console.print(f"done: {len(summary['phases'])} phases; metrics in {out / 'metrics.json'}")
 
 
@@ -51,9 +58,10 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Output directory."),
     set_: list[str] = typer.Option([], "--set", help="Override a demo setting."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted demo."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="OUT holds an earlier run: remove all of it and start again."),
 ) -> None:
     """The whole pipeline on the embedded world, from the shipped born defender (preset 'demo')."""
-    train(out=out, config="demo", set_=set_, resume=resume)
+    train(out=out, config="demo", set_=set_, resume=resume, overwrite=overwrite)
 
 
 def study(
@@ -69,7 +77,9 @@ def study(
     from ..config import ConfigError, load_config
     from ..selfplay import SelfPlayConfig
     from ..study import StudyConfig, run_study
+    from . import check_out_dir
 
+    check_out_dir(out)
     try:
         run = load_config(SelfPlayConfig, resolve_config(config), list(set_))
         cfg = StudyConfig(run=run, arms=[a.strip() for a in arms.split(",") if a.strip()], eval_suite=eval_suite, eval_n=eval_n)

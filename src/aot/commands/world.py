@@ -30,10 +30,13 @@ def sample(
     from ..world.contact import contact_sheet
     from ..world.dataset import iter_samples, write_samples
 
+    from . import check_out_dir
+
     try:
         get_regime(regime)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--regime") from None
+    check_out_dir(out)
     samples = list(track(iter_samples(n, regime, seed, questions), total=n, description="sampling", console=console, transient=True))
     write_samples(samples, out)
     if grid:

@@ -8,7 +8,9 @@ which alone writes, so a cluster needs no shared file system.
 
 ``resume=True`` keeps every shard whose sidecar agrees with its file (size, sha256, config hash,
 record count) and rebuilds the others, saying why for each; without it, a directory that already
-holds shards is refused rather than overwritten.
+holds shards is refused rather than overwritten. A build holds a lock on the directory
+(``DIR/.lock``), so a second build into it fails at once instead of mixing shards, and removes
+the manifest before it writes a shard: a dataset has a manifest only when its build finished.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
-from ..io import atomic_write_json
+from ..io import FolderBusy, atomic_write_json, folder_lock
 from .answerers import Answerer
 from .sft import CATEGORIES, EDIT_STAGES, SCENE_STAGES, SFTBuildConfig, ShardBuilder, build_hash, resolve_defender_id
-from .store import FORMAT_VERSION, MANIFEST, ShardError, ShardInfo, check_shard, content_hash, shard_paths, shard_payload, write_payload
+from .store import FORMAT_VERSION, MANIFEST, ShardError, ShardInfo, check_shard, content_hash, shard_files, shard_paths, shard_payload, write_payload
 
 Log = Callable[[str], None]
 
@@ -94,10 +96,21 @@ def build_sft(
     if workers < 1:
         raise BuildError(f"workers must be >= 1, got {workers}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"{out} exists and is not a folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(out):
+            return _build_locked(cfg, out, workers, address, resume, answerer_factory, threads, log, on_records)
+    except FolderBusy as e:
+        raise BuildError(f"{e} (another `aot build-sft`?)") from None
+
+
+def _build_locked(cfg, out, workers, address, resume, answerer_factory, threads, log, on_records) -> dict[str, Any]:
     defender_id = resolve_defender_id(cfg, answerer_factory)
     cfg_hash = build_hash(cfg, defender_id)
     todo, infos = _plan(cfg, out, cfg_hash, resume, log)
+    (out / MANIFEST).unlink(missing_ok=True)  # written again at the end: no manifest = unfinished
     atomic_write_json(out / "config.json", {"config": cfg.to_dict(), "config_hash": cfg_hash, "defender_id": defender_id, "aot_version": __version__})
     sizes = cfg.shard_sizes()
     t0 = time.perf_counter()
@@ -274,6 +287,12 @@ def verify(out: str | Path) -> list[str]:
                 problems.append(f"{sh['file']}: content hash differs from the manifest")
         except ShardError as e:
             problems.append(str(e))
+    listed = {sh["file"] for sh in m["shards"]}
+    for f in shard_files(out):
+        if f.name not in listed:
+            problems.append(f"{f.name}: not in the manifest (left by another build?)")
+    if content_hash([sh["content_hash"] for sh in m["shards"]]) != m["content_hash"]:
+        problems.append(f"{MANIFEST}: its content hash does not match its shard list")
     return problems
 
 

@@ -1,10 +1,15 @@
 """AOT defender reward for EasyR1 (copied as ``reward.py`` by ``aot data export --format easyr1``).
 
 Self-contained on purpose (standard library only, no ``aot`` import) so EasyR1 can load it with
-``worker.reward.reward_function=./reward.py:compute_score`` on a cluster where ``aot`` is not
-installed. EasyR1 calls it either per sample (``reward_type=sequential``: one dict in, one dict
-out) or per batch (``reward_type=batch``: a list of dicts in, a list out); both work. Each input
-has ``response`` (the decoded completion) and ``ground_truth`` (the dataset's ``answer`` column).
+``worker.reward.reward_function=/path/to/reward.py:compute_score`` on a cluster where ``aot`` is
+not installed. EasyR1 (``verl/workers/reward/function.py``) reads the module attributes
+``REWARD_NAME`` and ``REWARD_TYPE``: with ``"batch"`` (set here) it calls ``compute_score`` once
+with a list of dicts and expects a list back; with ``"sequential"`` once per sample with one
+dict. Each dict has ``response`` (the decoded completion), ``response_length`` and
+``ground_truth`` (the dataset's ``answer`` column); ``worker.reward.reward_function_kwargs``
+would arrive as keyword arguments (this reward has none). ``compute_score`` takes every form:
+a list of dicts, one dict, or ``compute_score(response, ground_truth)`` with two strings (the
+older per-sample interface; verl's ``solution_str=`` keyword too).
 
 The score is the paper's defender reward, identical to ``aot.rewards.defender_score``: 0.8 when
 the choice in the last ``\\boxed{...}`` equals the answer, plus 0.2 only when it is also written
@@ -21,6 +26,9 @@ import json
 import re
 from typing import Any
 
+REWARD_NAME = "aot_defender"
+REWARD_TYPE = "batch"
+"""How EasyR1 calls ``compute_score``: "batch" (a list of dicts) or "sequential" (one dict)."""
 CORRECT_REWARD = 0.8
 FORMAT_BONUS = 0.2
 LETTERS = "ABCD"
@@ -73,8 +81,18 @@ def score_one(response: str, ground_truth: Any) -> dict[str, float]:
     return {"overall": overall, "format": exact, "accuracy": accuracy}
 
 
-def compute_score(reward_inputs: Any, **_: Any) -> Any:
-    """EasyR1 entry point: a dict (sequential) or a list of dicts (batch)."""
+def compute_score(reward_inputs: Any = None, ground_truth: Any = None, **kwargs: Any) -> Any:
+    """EasyR1 entry point: a list of dicts (``REWARD_TYPE = "batch"``) -> a list of scores; one
+    dict (``"sequential"``) -> one score; ``(response, ground_truth)`` strings -> one score.
+    Other keyword arguments (verl's ``data_source``, ``extra_info``) are ignored."""
+    if reward_inputs is None and "solution_str" in kwargs:  # verl: compute_score(solution_str=..., ground_truth=...)
+        reward_inputs = kwargs["solution_str"]
+    if isinstance(reward_inputs, str):
+        if ground_truth is None:
+            raise TypeError("compute_score(response, ground_truth): ground_truth is missing")
+        return score_one(reward_inputs, ground_truth)
     if isinstance(reward_inputs, dict):
         return score_one(reward_inputs["response"], reward_inputs["ground_truth"])
-    return [score_one(r["response"], r["ground_truth"]) for r in reward_inputs]
+    if isinstance(reward_inputs, (list, tuple)):
+        return [score_one(r["response"], r["ground_truth"]) for r in reward_inputs]
+    raise TypeError(f"compute_score expects a list of dicts, a dict, or (response, ground_truth); got {type(reward_inputs).__name__}")

@@ -232,7 +232,19 @@ def iter_records(out: str | Path, columns: list[str] | None = None, batch_rows: 
 
 
 def load_manifest(out: str | Path) -> dict[str, Any]:
+    """The manifest of a finished build; FileNotFoundError when there is none (not a dataset, or
+    a build that has not finished), ShardError when it is unreadable or lacks what readers need."""
     p = Path(out) / MANIFEST
     if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist (is {out} a dataset built by `aot build-sft`?)")
-    return json.loads(p.read_text())
+        raise FileNotFoundError(f"{p} does not exist (is {out} a dataset built by `aot build-sft`, and did the build finish?)")
+    try:
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ShardError(f"{p}: unreadable manifest ({type(e).__name__}: {e})") from None
+    if not isinstance(m, dict):
+        raise ShardError(f"{p}: unreadable manifest (a JSON object expected)")
+    missing = [k for k in ("config_hash", "content_hash", "shards", "counts") if k not in m]
+    shards = m.get("shards")
+    if missing or not isinstance(shards, list) or not all(isinstance(s, dict) and {"file", "records", "content_hash"} <= set(s) for s in shards):
+        raise ShardError(f"{p}: incomplete manifest ({'lacks ' + ', '.join(missing) if missing else 'bad shard list'})")
+    return m

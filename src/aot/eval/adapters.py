@@ -70,10 +70,22 @@ def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.exists():
         raise AdapterError(f"benchmark file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    if path.is_dir():
+        raise AdapterError(f"{path} is a folder; give the benchmark's question file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise AdapterError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     stripped = text.lstrip()
+    if not stripped:
+        raise AdapterError(f"{path}: empty file, no questions")
     if stripped.startswith("["):
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise AdapterError(f"{path}:{e.lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+        if not data:
+            raise AdapterError(f"{path}: an empty list, no questions")
         return list(enumerate(data, 1))
     if stripped.startswith("{"):
         try:
@@ -81,6 +93,8 @@ def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
         except json.JSONDecodeError:
             data = None  # JSON lines
         if isinstance(data, dict) and isinstance(data.get("items"), list):
+            if not data["items"]:
+                raise AdapterError(f"{path}: an empty items list, no questions")
             return list(enumerate(data["items"], 1))
     out = []
     for i, line in enumerate(text.splitlines(), 1):
