@@ -51,7 +51,7 @@ def test_records_have_the_issue_fields_and_are_consistent(ref):
     cats = set(ds["category"])
     assert cats <= {"effective", "useless", "clean"} and "effective" in cats
     for r in ds:
-        assert r["clean_image"].size == (96, 96) and r["answer"] in "ABCD"[: len(r["options"])]
+        assert r["clean_image"].size == (96, 96) and r["answer"] in tuple("ABCD"[: len(r["options"])])
         assert r["config_hash"] == m["config_hash"] and r["aot_version"]
         if r["category"] == "clean":
             assert r["edit_program"] == "" and r["defender_edited"] == []
@@ -175,3 +175,96 @@ def test_shuffle_options_balances_letters_and_keeps_answers_right():
     for r in rows:
         assert r["options"][ord(r["answer"]) - ord("A")] == r["answer_text"]
     assert max(st["answers"].values()) < 0.6 * len(rows)  # unshuffled, existence and count answers are mostly A
+
+
+# --- content hash: an independent recount, sensitivity to one record, and verify()'s branch ---
+def _sha(b: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(b).hexdigest()
+
+
+def test_content_hash_recounted_from_the_parquet_records(ref):
+    """The documented recipe, written out here: a record's digest is the sha256 of its canonical
+    JSON with each image replaced by the sha256 of its PNG bytes; a shard's hash chains its
+    records' digests (each + newline); the dataset's chains the shards' hashes."""
+    import pyarrow.parquet as pq
+
+    out, m = ref
+    shard_hashes = []
+    for f in sorted(out.glob("shard-*.parquet")):
+        digests = []
+        for row in pq.read_table(f).to_pylist():
+            flat = {k: (_sha(v["bytes"]) if k in ("clean_image", "edited_image") else v) for k, v in row.items()}
+            digests.append(_sha(json.dumps(flat, sort_keys=True, separators=(",", ":")).encode()))
+        shard_hashes.append(_sha("".join(d + "\n" for d in digests).encode()))
+    assert [s["content_hash"] for s in m["shards"]] == shard_hashes
+    assert m["content_hash"] == _sha("".join(h + "\n" for h in shard_hashes).encode())
+
+
+@pytest.mark.parametrize("change", ["answer_after", "edited_image"])
+def test_one_changed_record_changes_the_hash_and_verify_reports_it(ref, tmp_path, change):
+    import pyarrow.parquet as pq
+
+    from aot.data.store import image_value, shard_payload, write_payload
+
+    src, m = ref
+    for f in src.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    rows = pq.read_table(tmp_path / "shard-00001.parquet").to_pylist()
+    side = json.loads((tmp_path / "shard-00001.json").read_text())
+    if change == "answer_after":
+        rows[3]["answer_after"] = rows[3]["answer_after"] + "?"
+    else:  # one pixel of one image
+        from aot.io import png_bytes
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        img = np.array(Image.open(io.BytesIO(rows[3]["edited_image"]["bytes"])).convert("RGB"))
+        img[0, 0, 0] ^= 1
+        rows[3]["edited_image"] = image_value(png_bytes(img))
+    # rewrite the shard the way the builder does, with a sidecar that agrees with the new file
+    data, info = shard_payload(rows, 1, side["config_hash"], side["stats"], side["seconds"])
+    assert info.content_hash != side["content_hash"]
+    write_payload(tmp_path, data, info)
+    assert verify(src) == []
+    assert verify(tmp_path) == ["shard-00001.parquet: content hash differs from the manifest"]
+
+
+class UnreadableOnEdits:
+    """Right (in the born defender's format) on the first image it sees for a question -- the
+    builder always asks about the clean image first -- and unreadable on any other image."""
+
+    name = "unreadable-on-edits"
+
+    def __init__(self):
+        self.clean: dict[int, bytes] = {}
+        self.keep: list = []  # hold the questions so their ids are not reused
+
+    def __call__(self, images, questions, n, seed, temperature):
+        from aot.data.answerers import completion_for
+
+        out = []
+        for img, q in zip(images, questions, strict=True):
+            self.keep.append(q)
+            first = self.clean.setdefault(id(q), img.tobytes())
+            li = "ABCD".index(q.answer)
+            out.append([completion_for(q.options[li], q.answer) if img.tobytes() == first else " ???"] * n)
+        return out
+
+
+@pytest.mark.parametrize("unreadable_is_wrong", [True, False])
+def test_unreadable_is_wrong_decides_whether_a_broken_answer_is_effective(unreadable_is_wrong):
+    cfg = SFTBuildConfig(**{**CFG, "chunk": 16, "unreadable_is_wrong": unreadable_is_wrong, "keep_useless": 1.0})
+    rows, st = build_shard(cfg, 0, 12, UnreadableOnEdits(), make_attacker("heuristic"), "h")
+    e = st["edits"]
+    assert e["evaluated"] > 0 and st["scenes"]["clean_correct"] == st["scenes"]["extended"]  # right on every clean image
+    edited = [r for r in rows if r["category"] != "clean"]
+    assert edited and all(c == [None] * 3 for c in (r["defender_edited_choice"] for r in edited))
+    if unreadable_is_wrong:  # every checked edit broke the answer: all effective
+        assert e["effective"] == e["effective_unreadable"] == e["evaluated"]
+        assert {r["category"] for r in edited} == {"effective"}
+    else:  # no wrong *choice* anywhere: nothing is effective
+        assert e["effective"] == 0 and {r["category"] for r in edited} == {"useless"}
