@@ -120,7 +120,9 @@ def test_round_trips(p):
     assert parse_program(format_program(p)) == p
     assert program_from_json(program_to_json(p)) == p
     assert program_from_json(json.loads(json.dumps(program_to_json(p)))) == p
-    assert all(hash(op) == hash(op) for op in p)
+    # an equal op built independently (parsed from text) hashes equally: ops work as set / dict keys
+    q = parse_program(format_program(p))
+    assert [hash(a) for a in q] == [hash(b) for b in p] and set(q) == set(p)
 
 
 def test_canonical_forms():
@@ -130,6 +132,9 @@ def test_canonical_forms():
     assert parse_program("photo") == (Photometric(),)
     assert format_program([Photometric(noise=3, seed=2)]) == "photo noise=3 seed=2"
     assert Photometric(brightness=1.123456).brightness == 1.1235  # floats snap to 4 decimals
+    # attribute order does not matter to equality or hashing
+    a, b = ReplaceAttrs(3, {"shape": "ring", "color": "blue"}), ReplaceAttrs(3, {"color": "blue", "shape": "ring"})
+    assert hash(a) == hash(b) and len({a, b, TwinObject(3, {"color": "blue", "shape": "ring"})}) == 2
 
 
 @pytest.mark.parametrize(
@@ -316,10 +321,42 @@ def test_fuzz_mutated_programs(p, muts):
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12), lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12))
 def test_fuzz_json(data):
     for d in (data, [data], [{"op": "add", **data}] if isinstance(data, dict) else [data]):
-        try:
-            program_from_json(d)
-        except EditParseError:
-            pass
+        _json_total(d)
+
+
+def _json_total(d):
+    """program_from_json either raises EditParseError naming where (op index or the program),
+    or returns ops that round-trip and keep every key the input gave."""
+    try:
+        p = program_from_json(d)
+    except EditParseError as e:
+        assert str(e).startswith(("op ", "program: ", "line ")) and e.detail
+        return
+    assert 1 <= len(p) and all(isinstance(op, Op) for op in p)
+    back = program_to_json(p)
+    assert program_from_json(back) == p
+    for given, kept in zip(d, back):  # strict: nothing the input said was silently dropped
+        assert set(given) <= set(kept)
+
+
+json_values = st.none() | st.booleans() | st.integers(-5, 300) | _f(-2, 70) | st.text(max_size=6) | st.sampled_from(["red", "ring", "small", "metal", "stripes", "blue"]) | st.dictionaries(st.sampled_from(["color", "shape", "size", "colour"]), st.sampled_from(["red", "ring", "small", 3]), max_size=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(programs, st.integers(0, 3), st.integers(0, 99), st.sampled_from(["set", "add", "drop"]), st.text(max_size=8), json_values)
+def test_fuzz_mutated_json(p, which, pick, how, new_key, value):
+    """One field of a valid program's JSON changed, added or dropped: most mutations must be
+    rejected with a located EditParseError; those that parse must be exactly what they say."""
+    d = program_to_json(p)
+    op = d[which % len(d)]
+    keys = sorted(k for k in op if k != "op")
+    if how == "set" and keys:
+        op[keys[pick % len(keys)]] = value
+    elif how == "add":
+        op[new_key] = value
+    elif keys:
+        del op[keys[pick % len(keys)]]
+    _json_total(d)
 
 
 # --- editor ---------------------------------------------------------------------------------
