@@ -43,6 +43,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
+    except OSError as e:  # a full or read-only disk: name the file being written, not the temporary
+        if e.errno is None or e.filename not in (None, tmp):
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e  # OSError(errno, ...) is the errno's subclass
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -60,6 +60,15 @@ def eval_command(
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    from ..eval.adapters import AdapterError, read_records
+
+    files = [("pope-file", "--pope-questions", f) for f in (pope_questions or "").split(",") if f.strip()] + ([("vstar-file", "--vstar", str(vstar))] if vstar else [])
+    for bench, hint, f in files:  # unreadable, malformed or empty question files fail before the model loads
+        if bench in resolved:
+            try:
+                read_records(f.strip())
+            except AdapterError as e:
+                raise typer.BadParameter(str(e), param_hint=hint) from None
     if "heldout" in resolved:  # fail early, before loading the model
         try:
             cfg.attacker = resolve_attacker(attacker)
