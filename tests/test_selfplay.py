@@ -1,6 +1,7 @@
 """The self-play loop end to end at a micro budget, and resume after a simulated kill."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,27 @@ def test_resume_after_kill_matches_uninterrupted(full_run, tmp_path):
 def test_resume_refuses_a_changed_config(full_run, tmp_path):
     with pytest.raises(ValueError, match="another config"):
         run_selfplay(_cfg(iterations=2, seed=5), full_run, resume=True, log=lambda s: None)
+
+
+def test_resume_of_a_moved_run_from_another_directory_has_no_duplicate_rows(full_run, tmp_path, monkeypatch):
+    """state.json paths are relative to the run folder; metrics.jsonl is rewritten from the checkpoint."""
+    cfg = _cfg(iterations=2)
+    first = tmp_path / "a" / "run"
+    run_selfplay(cfg, first, stop_after="iter1.curriculum", log=lambda s: None)
+    with open(first / "metrics.jsonl", "a") as f:  # a row whose checkpoint was never written (a kill in between)
+        f.write(json.dumps({"phase": "iter1.defender"}) + "\n")
+    (tmp_path / "b").mkdir()
+    shutil.move(first, tmp_path / "b" / "moved")
+    monkeypatch.chdir(tmp_path / "b")
+    resumed = run_selfplay(cfg, Path("moved"), resume=True, log=lambda s: None)
+    rows = [json.loads(l)["phase"] for l in (tmp_path / "b" / "moved" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == phases(cfg)
+    full = json.loads((full_run / "metrics.json").read_text())
+    strip = lambda s: [{k: v for k, v in m.items() if not k.startswith("time/")} for m in s["metrics"]]
+    assert strip(resumed) == strip(full)
+
+
+def test_train_into_a_finished_run_is_refused(full_run):
+    before = (full_run / "metrics.json").read_text()
+    assert main(["train", "--config", "micro", "--out", str(full_run), "--set", "iterations=2"]) == 2
+    assert (full_run / "metrics.json").read_text() == before and any((full_run / "checkpoints").iterdir())
