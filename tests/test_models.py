@@ -76,8 +76,12 @@ def test_tiny_generate_save_load_identical_logits(name, tmp_path, tok):
     prompts = [format_prompt(q) for q in qs]
     greedy = d.generate(images, prompts, max_new_tokens=3, batch_size=2)
     assert len(greedy) == 3 and all(len(g) == 1 and isinstance(g[0], str) for g in greedy)
-    sampled = d.generate(images, prompts, num_return_sequences=2, do_sample=True, max_new_tokens=3, batch_size=2)
+    sampled = d.generate(images, prompts, num_return_sequences=2, do_sample=True, max_new_tokens=3, batch_size=2, seed=1)
     assert len(sampled) == 3 and all(len(g) == 2 for g in sampled)
+    # seeded sampling: reproducible, not greedy in disguise, and another seed draws otherwise
+    assert d.generate(images, prompts, num_return_sequences=2, do_sample=True, max_new_tokens=3, batch_size=2, seed=1) == sampled
+    assert any(x != g[0] for s, g in zip(sampled, greedy) for x in s)
+    assert d.generate(images, prompts, num_return_sequences=2, do_sample=True, max_new_tokens=3, batch_size=2, seed=2) != sampled
     # batching must not change greedy answers (left padding is respected)
     one = d.generate(images[:1], prompts[:1], max_new_tokens=3)
     assert one[0] == greedy[0]
@@ -95,7 +99,12 @@ def test_answer_returns_letters_or_none():
     d = load_defender("tiny-qwen2.5-vl")
     images, qs = _batch(3)
     ans = d.answer(images, qs, max_new_tokens=4)
-    assert len(ans) == 3 and all(a[0] is None or a[0] in "ABCD" for a in ans)
+    comps = d.generate(images, [format_prompt(q) for q in qs], max_new_tokens=4)
+    assert ans == [[extract_choice(c[0], q.options)] for c, q in zip(comps, qs)]
+    assert all(a[0] is None or a[0] in tuple("ABCD"[: len(q.options)]) for a, q in zip(ans, qs))
+    # a completion in the born defender's format reads as its letter; free text reads as None
+    assert extract_choice(answer_completion(qs[0].options[1], "B"), qs[0].options) == "B"
+    assert extract_choice("AB", qs[0].options) is None and extract_choice("", qs[0].options) is None
 
 
 def test_unknown_names_fail_clearly():

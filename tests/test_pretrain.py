@@ -60,14 +60,24 @@ def test_pretrain_few_steps_saves_loadable_defender(tmp_path):
 
 
 def test_cli_defender_eval_json(capsys):
-    from aot.cli import main
+    """`aot defender eval --json` on the shipped born defender, greedy accuracy recounted here
+    from the same held-out items with Defender.answer."""
+    import numpy as np
 
-    code = main(["defender", "eval", "--model", "tiny-qwen2.5-vl", "--n", "8", "--seed", "1", "--json", "--batch-size", "4"])
+    from aot.cli import main
+    from aot.models import load_defender
+    from aot.models.evaluation import eval_items
+
+    code = main(["defender", "eval", "--model", "base", "--regime", "complex", "--n", "12", "--seed", "1", "--json", "--batch-size", "4"])
     assert code == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for k in ("accuracy", "strict3_accuracy", "format_rate", "questions_per_s", "accuracy_by_kind"):
         assert k in res
-    assert res["n"] == 8 and 0.0 <= res["accuracy"] <= 1.0
+    items = eval_items(12, "complex", 1)
+    right = [a[0] == it.question.answer for a, it in zip(load_defender("base").answer([it.image for it in items], [it.question for it in items]), items)]
+    assert res["n"] == 12 and res["accuracy"] == np.mean(right) and 0 < res["accuracy"] < 1
+    kinds = sorted({it.question.kind for it in items})
+    assert res["accuracy_by_kind"] == {k: np.mean([r for r, it in zip(right, items) if it.question.kind == k]) for k in kinds}
 
 
 def test_recipe_chains_phases_and_stop_after(tmp_path):

@@ -107,7 +107,7 @@ def test_questions_are_consistent(regime, kind):
             continue
         made += 1
         assert 2 <= len(q.options) <= 4 and len(set(q.options)) == len(q.options)
-        assert q.answer in "ABCD"[: len(q.options)]
+        assert q.answer in tuple("ABCD"[: len(q.options)])
         assert evaluate(scene, q.spec).answer == q.answer_text
         if kind in ("relation", "attribute"):
             for ref in ([q.spec["a"], q.spec["b"]] if kind == "relation" else [q.spec["ref"]]):
