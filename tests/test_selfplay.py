@@ -45,13 +45,35 @@ def test_every_phase_ran_and_defender_changed(full_run):
     assert "monitor/clean_simple_acc" in by_phase["iter2.defender"]
 
 
-def test_resume_after_kill_matches_uninterrupted(full_run, tmp_path):
+def test_resume_after_kill_skips_finished_phases_and_matches_uninterrupted(full_run, tmp_path, monkeypatch):
+    import aot.data.build
+    import aot.selfplay as sp
+
     out = tmp_path / "resumed"
     cfg = _cfg(iterations=2)
     run_selfplay(cfg, out, stop_after="iter2.attacker", log=lambda s: None)
     state_phases = json.loads(next((out / "checkpoints").iterdir()).joinpath("state.json").read_text())["done"]
     assert state_phases[-1] == "iter2.attacker"
-    resumed = run_selfplay(cfg, out, resume=True, log=lambda s: None)
+    first = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    # count the work the resumed run does: finished phases must not run again
+    calls = {}
+
+    def counting(name, fn):
+        def wrapped(*a, **k):
+            calls[name] = calls.get(name, 0) + 1
+            return fn(*a, **k)
+        return wrapped
+
+    for name in ("train_attacker", "cold_start", "train_defender", "build_curriculum", "init_attacker"):
+        monkeypatch.setattr(sp, name, counting(name, getattr(sp, name)))
+    monkeypatch.setattr(aot.data.build, "build_sft", counting("build_sft", aot.data.build.build_sft))
+    logs = []
+    resumed = run_selfplay(cfg, out, resume=True, log=logs.append)
+    assert logs[0].startswith("resuming after phase iter2.attacker")
+    assert calls == {"build_curriculum": 1, "train_defender": 1}  # iter2.curriculum and iter2.defender only
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["phase"] for m in lines] == phases(cfg)  # each phase once
+    assert lines[: len(first)] == first and resumed["metrics"][: len(first)] == first  # the finished phases' records kept as they were
     full = json.loads((full_run / "metrics.json").read_text())
     strip = lambda s: [{k: v for k, v in m.items() if not k.startswith("time/")} for m in s["metrics"]]
     assert strip(resumed) == strip(full)
