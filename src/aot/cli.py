@@ -28,6 +28,7 @@ def _register() -> None:
     from .commands import data as data_cmd
     from .commands import defender as defender_cmd
     from .commands import eval as eval_cmd
+    from .commands import study as study_cmd
     from .commands import train as train_cmd
     from .commands import world as world_cmd
 
@@ -40,7 +41,7 @@ def _register() -> None:
     app.command("build-sft", help="Build the AOT-SFT adversarial dataset (sharded parquet, resumable, Ray).")(data_cmd.build_sft)
     app.command("train", help="Run the AOT self-play loop from a config (resumable).")(train_cmd.train)
     app.command("demo", help="The whole AOT pipeline on the embedded world (what `make demo` runs).")(train_cmd.demo)
-    app.command("study", help="All baselines at equal compute over several seeds: mean and 95% CI.")(train_cmd.study)
+    app.command("study", help="All baselines at equal compute over several seeds: paired differences with bootstrap CIs.")(study_cmd.study)
     app.command("eval", help="Evaluate a model on the benchmark suite: results.json and table.md.")(eval_cmd.eval_command)
     app.command("report", help="Write a self-contained report.html from results or report data.")(eval_cmd.report_command)
 

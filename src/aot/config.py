@@ -110,6 +110,15 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def _yaml_reason(e: Exception) -> str:
+    """A YAML error in one line: what is wrong and where."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem:
+        m = e.problem_mark
+        where = f" at line {m.line + 1}, column {m.column + 1}" if m is not None else ""
+        return f"{e.context + ': ' if e.context else ''}{e.problem}{where}"
+    return " ".join(str(e).split())
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply 'a.b.c=value' overrides (values parsed as YAML scalars) to a nested dict copy."""
     data = json.loads(json.dumps(data))
@@ -117,7 +126,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if "=" not in ov:
             raise ConfigError(f"override {ov!r}: expected key.path=value")
         key, raw = ov.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        if not key.strip() or any(not part for part in key.strip().split(".")):
+            raise ConfigError(f"override {ov!r}: expected key.path=value")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {ov!r}: the value is not valid YAML ({_yaml_reason(e)}); quote it as a string or fix the brackets") from None
         node = data
         parts = key.strip().split(".")
         for p in parts[:-1]:
@@ -133,12 +147,18 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     base = to_dict(cls())
     if path is not None:
         p = Path(path)
+        if p.is_dir():
+            raise ConfigError(f"config file {p} is a directory; give a YAML file")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {p} does not exist") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p} is not UTF-8 text (is it a YAML file?)") from None
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {p}: invalid YAML ({e})") from None
+            raise ConfigError(f"config file {p}: invalid YAML ({_yaml_reason(e)})") from None
+        if loaded is None:  # an empty file would silently run the whole default config
+            raise ConfigError(f"config file {p} is empty; leave out --config to use the defaults")
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {p}: top level must be a mapping")
         base = _merge(base, loaded)

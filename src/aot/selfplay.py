@@ -18,6 +18,7 @@ derives every seed from (run seed, phase index), so a resumed run reproduces an 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import zlib
@@ -35,10 +36,10 @@ from .attack.data import attack_items, cold_start_examples
 from .attack.model import ModelAttacker, init_attacker
 from .attack.scoring import ScoringConfig, clean_correctness, score_programs, summarize
 from .attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
-from .config import config_hash, dump_config
+from .config import config_hash, dump_config, to_dict
 from .data.sft import SFTBuildConfig
 from .edits import apply_program, parse_program
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .models.defender import Defender, load_defender
 from .rl.defender import QAItem, train_defender
 from .rl.grpo import RLConfig
@@ -53,6 +54,8 @@ CURRICULUM_BASE = 500
 REPLAY_BASE = 600
 ATTACKER_BASE = 700
 MONITOR_OFFSET = 80  # evaluation-range offset for the per-phase monitor sets (never trained on)
+MAX_SEED = 10  # bases BASE + 10 * seed + iteration stay inside their own hundred for seeds 0..9
+MAX_ITERATIONS = 9
 
 
 @dataclass
@@ -124,6 +127,9 @@ class SelfPlayConfig:
     attacker_sft_min_examples: int = 64
     """If AOT-SFT has fewer effective edits than this, integrity-passing useless ones, then
     heuristic-proposer edits that pass integrity, pad the cold start."""
+    attacker_sft_teacher: str = "heuristic"
+    """The registered attacker whose integrity-passing edits pad the cold start (the standalone
+    recipe's ``heuristic-relative`` teaches the relative ops ``twin`` and ``mimic``)."""
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     """Stage 0."""
     attacker: AttackerRLConfig = field(default_factory=AttackerRLConfig)
@@ -144,10 +150,29 @@ class SelfPlayConfig:
     """Items per benchmark in the final evaluation."""
 
     def __post_init__(self) -> None:
-        if self.iterations < 0:
-            raise ValueError("iterations must be >= 0")
+        if self.iterations < 0 or self.iterations > MAX_ITERATIONS:
+            raise ValueError(f"iterations must be in 0..{MAX_ITERATIONS} (each iteration takes its own scene base), got {self.iterations}")
+        if not 0 <= self.seed < MAX_SEED:
+            raise ValueError(f"seed must be in 0..{MAX_SEED - 1}: each run seed owns the scene bases BASE + 10 * seed + iteration, "
+                             f"which must not collide with another seed's or reach the evaluation range (900+), got {self.seed}")
         if self.attacker_items < 1:
             raise ValueError("attacker_items must be >= 1")
+        from .attack import ATTACKERS
+
+        if self.attacker_sft_teacher not in ATTACKERS:
+            raise ValueError(f"attacker_sft_teacher: unknown attacker {self.attacker_sft_teacher!r}; choose from {', '.join(sorted(ATTACKERS))}")
+        # the evaluation settings are used only in the last phase: check them now, not after training
+        if self.eval_n < 1:
+            raise ValueError(f"eval_n must be >= 1, got {self.eval_n}")
+        if self.eval_suite:
+            from .eval import BENCHMARKS, resolve_suite
+
+            try:
+                needs_files = [b for b in resolve_suite(self.eval_suite) if not BENCHMARKS[b].in_all]
+            except ValueError as e:
+                raise ValueError(f"eval_suite: {e}") from None
+            if needs_files:
+                raise ValueError(f"eval_suite: {', '.join(needs_files)} need(s) benchmark files; run `aot eval` on the final defender for them")
 
 
 def phases(cfg: SelfPlayConfig) -> list[str]:
@@ -333,37 +358,96 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+# --- the run folder --------------------------------------------------------------------
+RUN_OUTPUTS = ("config.yaml", "checkpoints", "metrics.jsonl", "metrics.json", "attackers", "curricula", "defenders", "sft", "eval", "report.html")
+"""What a run writes into its folder (``--overwrite`` removes all of it)."""
+EVAL_ONLY_FIELDS = ("eval_suite", "eval_n")
+"""Config fields used only by the final evaluation: left out of the resume hash, so they can
+be corrected and a run resumed."""
+
+
+class RunDirError(ValueError):
+    """The run folder cannot be used as asked (another run is there, or the checkpoint belongs
+    to another config); the message says what to do."""
+
+
+def resume_hash(cfg: SelfPlayConfig) -> str:
+    """Hash of every setting that shapes training (the config less ``EVAL_ONLY_FIELDS``)."""
+    d = {k: v for k, v in to_dict(cfg).items() if k not in EVAL_ONLY_FIELDS}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _run_path(out: Path, p: str) -> Path:
+    """A path stored in state.json: relative to the run folder (so a run can be moved or resumed
+    from another working directory); absolute for data outside it. Checkpoints written before
+    paths were stored this way hold paths relative to the working directory: still read."""
+    q = Path(p)
+    if q.is_absolute():
+        return q
+    return out / q if (out / q).exists() or not q.exists() else q
+
+
+def _prepare_run_dir(out: Path, cfg: SelfPlayConfig, resume: bool, overwrite: bool, log: Callable[[str], None]) -> Path | None:
+    """Check the run folder before anything is written; returns the checkpoint to resume from.
+
+    Without ``resume`` or ``overwrite`` a folder that holds a run is refused. ``resume`` with a
+    checkpoint of another training config is refused (evaluation-only fields may differ).
+    ``overwrite`` removes every output of the earlier run; ``resume`` without a checkpoint
+    removes them too, except ``sft/`` (its shards are verified and kept or rebuilt by hash)."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"{out} exists and is not a folder; choose another --out")
+    ckpt = _latest_checkpoint(out) if resume else None
+    if ckpt is not None:
+        try:
+            prev = json.loads((ckpt / "state.json").read_text())["config_hash"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise RunDirError(f"cannot resume {out}: {ckpt / 'state.json'} is unreadable ({type(e).__name__}: {e})") from None
+        if prev not in (resume_hash(cfg), config_hash(cfg)):
+            raise RunDirError(f"cannot resume {out}: its checkpoint was made with another config (hash {prev}, this config {resume_hash(cfg)}); "
+                              f"compare with {out / 'config.yaml'}, or pass --overwrite to start again")
+        return ckpt
+    found = [n for n in RUN_OUTPUTS if (out / n).exists()]
+    if found and not (resume or overwrite):
+        raise RunDirError(f"{out} already holds a run ({', '.join(found)}); pass --resume to continue it or --overwrite to replace it")
+    if resume and found:
+        log("no checkpoint found: starting from the beginning")
+    for name in found:
+        if resume and not overwrite and name == "sft":
+            continue
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    return None
+
+
 # --- the loop --------------------------------------------------------------------------
-def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log: Callable[[str], None] = print, stop_after: str | None = None) -> dict[str, Any]:
+def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log: Callable[[str], None] = print, stop_after: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Run (or resume) the whole AOT loop into ``out``; returns the final metrics.
 
-    ``stop_after`` ends the run after the named phase (tests use it to simulate a kill)."""
+    A folder that already holds a run needs ``resume`` (continue after its last checkpoint) or
+    ``overwrite`` (remove it and start again). ``stop_after`` ends the run after the named phase
+    (tests use it to simulate a kill)."""
     out = Path(out)
+    ckpt = _prepare_run_dir(out, cfg, resume, overwrite, log)
     out.mkdir(parents=True, exist_ok=True)
-    chash = config_hash(cfg)
-    atomic_write_text(out / "config.yaml", dump_config(cfg))
+    chash = resume_hash(cfg)
     state: dict[str, Any] = {"done": [], "metrics": [], "config_hash": chash, "pool": [], "curriculum": {}}
     defender: Defender
     attacker: ModelAttacker | None = None
-    ckpt = _latest_checkpoint(out) if resume else None
     if ckpt is not None:
         state = json.loads((ckpt / "state.json").read_text())
-        if state["config_hash"] != chash:
-            raise ValueError(f"cannot resume {out}: its checkpoint was made with another config (hash {state['config_hash']} != {chash})")
+        state["config_hash"] = chash
         defender = load_defender(str(ckpt / "defender"))
         if (ckpt / "attacker").exists():
             attacker = ModelAttacker.load(ckpt / "attacker")
+        # rows of a phase that finished after this checkpoint was written are dropped (it is redone)
+        atomic_write_jsonl(out / "metrics.jsonl", state["metrics"])
         log(f"resuming after phase {state['done'][-1]} ({ckpt.name})")
     else:
-        if resume:
-            log("no checkpoint found: starting from the beginning")
-        for stale in ("checkpoints", "metrics.jsonl", "attackers"):
-            p = out / stale
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
         defender = load_defender(cfg.defender)
+    atomic_write_text(out / "config.yaml", dump_config(cfg))  # after the checks: a refused run leaves it as it was
     base_defender_path = cfg.defender
     mon = monitor_sets(cfg)
 
@@ -371,15 +455,34 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
         m = {"phase": phase, "phase_index": k, **m, "time/phase_s": time.perf_counter() - t0}
         state["metrics"].append(_jsonable(m))
         state["done"].append(phase)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(_jsonable(m), sort_keys=True) + "\n")
         _save_checkpoint(out, state, defender, attacker)
+        # after the checkpoint, and whole: a kill in between leaves the file one row short, and a
+        # resume rewrites it from the checkpoint, so it never holds a phase twice
+        atomic_write_jsonl(out / "metrics.jsonl", state["metrics"])
         log(f"[{k + 1}/{len(all_phases)}] {phase}: " + ", ".join(f"{a}={b:.3f}" for a, b in m.items() if isinstance(b, float) and not a.startswith("time/")))
 
+    def monitor_answers() -> list[str | None]:
+        items = mon["simple"] + mon["complex"]
+        return [a[0] for a in defender.answer([it.image for it in items], [it.question for it in items], do_sample=False)] if items else []
+
     def monitor_defender() -> dict[str, Any]:
-        return {"monitor/clean_simple_acc": greedy_accuracy(defender, mon["simple"]), "monitor/clean_complex_acc": greedy_accuracy(defender, mon["complex"])}
+        """Greedy accuracies on the monitor sets, and how many monitor answers the phase changed
+        (0 marks a wasted phase: the update moved no answer)."""
+        before = state.get("monitor_answers") or start_answers
+        now = monitor_answers()
+        state["monitor_answers"] = now
+        ns = len(mon["simple"])
+        items = mon["simple"] + mon["complex"]
+        right = [a == it.question.answer for a, it in zip(now, items)]
+        return {
+            "monitor/clean_simple_acc": float(np.mean(right[:ns])) if ns else float("nan"),
+            "monitor/clean_complex_acc": float(np.mean(right[ns:])) if len(items) > ns else float("nan"),
+            "monitor/changed_answers": int(sum(a != b for a, b in zip(now, before or []))),
+        }
 
     all_phases = phases(cfg)
+    # the starting defender's monitor answers (a phase's changed_answers compares with the last ones)
+    start_answers = monitor_answers() if not state.get("monitor_answers") else None
     for k, phase in enumerate(all_phases):
         if phase in state["done"]:
             continue
@@ -396,10 +499,10 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
 
                 manifest = build_sft(replace(cfg.sft, defender=base_defender_path), sft_dir, resume=True, log=log)
                 m["sft/records"] = manifest.get("records", manifest.get("counts", {}).get("records"))
-            state["sft_dir"] = str(sft_dir)
+            state["sft_dir"] = str(sft_dir.resolve()) if cfg.sft_data else "sft"
         elif phase == "cold_start":
             attacker = init_attacker(base_defender_path, _phase_seed(cfg, phase))
-            examples, n_heuristic = cold_start_examples(state["sft_dir"], cfg.attacker_sft_min_examples, cfg.seed)
+            examples, n_heuristic = cold_start_examples(_run_path(out, state["sft_dir"]), cfg.attacker_sft_min_examples, cfg.seed, teacher=cfg.attacker_sft_teacher)
             if n_heuristic:
                 m["attacker/sft_heuristic_examples"] = n_heuristic
             m |= cold_start(attacker, examples, replace(cfg.attacker_sft, seed=_phase_seed(cfg, phase)))
@@ -417,23 +520,23 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             m |= train_attacker(attacker, defender, items, acfg)
             pool_dir = out / "attackers" / f"iter{it}"
             attacker.save(pool_dir)
-            state["pool"].append(str(pool_dir))
+            state["pool"].append(str(pool_dir.relative_to(out)))
             ev = evaluate_attacker(attacker, defender, mon["attack"])
             m |= {"monitor/attacker_success": ev["success_rate"], "monitor/attacker_integrity": ev["integrity_pass_rate"], "monitor/attacker_parse": ev["parse_rate"], "monitor/attacker_op_mix": ev["op_mix"]}
         elif phase.endswith(".curriculum"):
             it = int(phase[4:].split(".")[0])
-            pool = [ModelAttacker.load(p) for p in state["pool"][:-1]] if cfg.curriculum.opponent_pool else []
+            pool = [ModelAttacker.load(_run_path(out, p)) for p in state["pool"][:-1]] if cfg.curriculum.opponent_pool else []
             src = cfg.curriculum.source
             editor = attacker if src == "attacker" else (RandomAttacker() if src == "random" else None)
             rows, stats = build_curriculum(editor, defender, cfg, it, pool)
             path = out / "curricula" / f"iter{it}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-            state["curriculum"][str(it)] = str(path)
+            state["curriculum"][str(it)] = str(path.relative_to(out))
             m |= stats
         elif phase.endswith(".defender"):
             it = int(phase[4:].split(".")[0])
-            rows = [json.loads(line) for line in Path(state["curriculum"][str(it)]).read_text().splitlines()]
+            rows = [json.loads(line) for line in _run_path(out, state["curriculum"][str(it)]).read_text().splitlines()]
             items = curriculum_items(rows)
             m |= train_defender(defender, items, replace(cfg.defender_rl, seed=_phase_seed(cfg, phase)))
             m |= monitor_defender()

@@ -24,7 +24,8 @@ def resolve_config(spec: str | None) -> Path | None:
     preset = resources.files("aot") / "configs" / f"{spec}.yaml"
     if preset.is_file():
         return Path(str(preset))
-    raise typer.BadParameter(f"{spec!r} is neither a file nor a preset (demo, micro)", param_hint="--config")
+    presets = sorted(p.name[:-5] for p in (resources.files("aot") / "configs").iterdir() if p.name.endswith(".yaml"))
+    raise typer.BadParameter(f"{spec!r} is neither a file nor a preset ({', '.join(presets)})", param_hint="--config")
 
 
 def train(
@@ -62,28 +63,3 @@ def demo(
 ) -> None:
     """The whole pipeline on the embedded world, from the shipped born defender (preset 'demo')."""
     train(out=out, config="demo", set_=set_, resume=resume, overwrite=overwrite)
-
-
-def study(
-    out: Path = typer.Option(..., "--out", help="Study directory: seedN/<arm>/, study.json, table.md, report.html."),
-    seeds: int = typer.Option(3, "--seeds", min=1, help="Number of seeds (0..seeds-1)."),
-    config: str = typer.Option("demo", "--config", help="YAML or preset of the AOT run the arms derive from."),
-    set_: list[str] = typer.Option([], "--set", help="Override a run setting (run config keys)."),
-    arms: str = typer.Option(",".join(("base", "warmup", "clean", "random", "sft", "aot")), "--arms", help="Comma-separated arms."),
-    eval_suite: str = typer.Option("vstar,hr,pope,clean,robust", "--suite", help="Benchmarks per arm."),
-    eval_n: int = typer.Option(64, "--n", min=1, help="Units per benchmark."),
-) -> None:
-    """Baselines at equal defender training compute, mean and 95% CI over seeds."""
-    from ..config import ConfigError, load_config
-    from ..selfplay import SelfPlayConfig
-    from ..study import StudyConfig, run_study
-    from . import check_out_dir
-
-    check_out_dir(out)
-    try:
-        run = load_config(SelfPlayConfig, resolve_config(config), list(set_))
-        cfg = StudyConfig(run=run, arms=[a.strip() for a in arms.split(",") if a.strip()], eval_suite=eval_suite, eval_n=eval_n)
-    except (ConfigError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from None
-    run_study(cfg, list(range(seeds)), out, log=console.print)
-    console.print((out / "table.md").read_text())

@@ -99,8 +99,9 @@ def make_answerer(spec: str, max_new_tokens: int = 12, batch_size: int = 64) -> 
 
 
 def defender_fingerprint(spec: str) -> str:
-    """``spec`` plus a short hash of its weight files when it names a directory (or "base"), so a
-    dataset records which weights answered, and resuming with other weights rebuilds."""
+    """``spec`` plus a short hash of its weight files (``*.safetensors``) when it names a
+    directory (or "base"), so a dataset records which weights answered, and resuming with other
+    weights rebuilds; saved code, processor and tokenizer files do not count."""
     path: Path | None = None
     if spec == "base":
         from ..models.defender import ASSET_DIR
@@ -111,7 +112,7 @@ def defender_fingerprint(spec: str) -> str:
     if path is None or not path.is_dir():
         return spec
     h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+    for f in sorted(p for p in path.rglob("*.safetensors") if p.is_file()):
         h.update(str(f.relative_to(path)).encode())
         with open(f, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

@@ -1,0 +1,84 @@
+"""`aot study`: a micro study end to end, killed midway and resumed; equal compute; comparisons."""
+
+import json
+
+import pytest
+
+from aot import study as study_mod
+from aot.cli import main
+from aot.study import comparisons
+
+MICRO = ["--config", "study-micro", "--set", "seeds=1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "a"
+    assert main(["study", "--out", str(out), *MICRO]) == 0
+    return out
+
+
+def test_resume_after_a_kill_gives_the_same_table_and_skips_finished_work(uninterrupted, tmp_path, monkeypatch):
+    out = tmp_path / "b"
+
+    def killed(*a, **kw):
+        raise KeyboardInterrupt  # the study dies in the oracle arm, after every run and the SFT arm
+
+    monkeypatch.setattr(study_mod, "oracle_arm", killed)
+    assert main(["study", "--out", str(out), *MICRO]) == 130  # Click: an interrupt exits 130
+    assert (out / "seed0" / "aot" / "metrics.json").exists() and not (out / "study.json").exists()
+    monkeypatch.undo()
+
+    calls = []
+    real_run, real_sft = study_mod.run_selfplay, study_mod.defender_sft_arm
+    monkeypatch.setattr(study_mod, "run_selfplay", lambda *a, **kw: calls.append("run") or real_run(*a, **kw))
+    monkeypatch.setattr(study_mod, "defender_sft_arm", lambda *a, **kw: calls.append("sft") or real_sft(*a, **kw))
+    assert main(["study", "--out", str(out), *MICRO, "--resume"]) == 0
+    assert calls == []  # the three runs and the SFT arm had finished: none was redone
+    assert (out / "table.md").read_text() == (uninterrupted / "table.md").read_text()
+    a, b = (json.loads((d / "study.json").read_text()) for d in (uninterrupted, out))
+    assert a["differences"] == b["differences"] and a["summary"] == b["summary"]
+
+
+def test_study_json_pairs_every_arm_with_base_on_the_same_items(uninterrupted):
+    s = json.loads((uninterrupted / "study.json").read_text())
+    assert s["arms"] == ["base", "clean", "random", "aot", "sft", "oracle"]
+    assert set(s["differences"]) == {"clean - base", "random - base", "aot - base", "sft - base", "oracle - base",
+                                     "aot - clean", "aot - random", "aot - sft", "aot - oracle"}
+    assert s["units"]["vstar"] == 4 and s["units"]["pope"] == 6  # pope: 2 questions x 3 splits
+    d = s["differences"]["aot - base"]["vstar/greedy/accuracy"]
+    assert d["units"] == 4 and d["seeds"] == 1 and d["lo"] <= d["diff"] <= d["hi"]
+    # the observed difference is the difference of the two arms' own reported accuracies
+    aot, base = (s["summary"][a]["vstar/greedy/accuracy"][0] for a in ("aot", "base"))
+    assert d["diff"] == pytest.approx(aot - base)
+    table = (uninterrupted / "table.md").read_text()
+    assert table.index("Paired differences") < table.index("Absolute values")
+
+
+def test_arms_train_at_equal_compute(uninterrupted):
+    steps = {}
+    for arm in ("clean", "random", "aot"):
+        ms = json.loads((uninterrupted / "seed0" / arm / "metrics.json").read_text())["metrics"]
+        steps[arm] = [(m["phase"], m["defender/steps"]) for m in ms if "defender/steps" in m]
+    assert steps["clean"] == steps["random"] == steps["aot"] == [("warmup", 1), ("iter1.defender", 2)]
+    for arm in ("sft", "oracle"):
+        m = json.loads((uninterrupted / "seed0" / f"{arm}_metrics.json").read_text())
+        assert m["defender/sft_steps"] == 2  # iterations x defender_rl.max_steps
+
+
+def test_a_study_folder_is_not_overwritten_without_resume(uninterrupted, capsys):
+    before = (uninterrupted / "study.json").read_bytes()
+    assert main(["study", "--out", str(uninterrupted), *MICRO]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (uninterrupted / "study.json").read_bytes() == before
+
+
+def test_resume_with_another_config_is_refused(uninterrupted, capsys):
+    assert main(["study", "--out", str(uninterrupted), *MICRO, "--set", "eval_n=5", "--resume"]) == 2
+    assert "another config" in capsys.readouterr().err
+
+
+def test_comparisons_by_hand():
+    assert comparisons(["base", "clean", "aot"]) == [("base", "clean"), ("base", "aot"), ("clean", "aot")]
+    assert comparisons(["base", "oracle"]) == [("base", "oracle")]
+    assert comparisons(["clean", "random", "aot"]) == [("clean", "aot"), ("random", "aot")]
