@@ -62,25 +62,37 @@ def sampled_throughput(model: str = "base", n: int = 128, k: int = 3, batch_size
             "plain_questions_per_s": old, "shared_questions_per_s": new, "speedup": new / old}
 
 
-def grpo_speed(model: str = "base", steps: int = 5, prompts_per_step: int = 8, num_generations: int = 5, max_completion_length: int = 16) -> dict[str, Any]:
-    """Defender GRPO steps/s with the paper's settings, and the share of a step spent generating."""
+def grpo_speed(model: str = "base", steps: int = 5, prompts_per_step: int = 8, num_generations: int = 5, max_completion_length: int = 16,
+               repeats: int = 1) -> dict[str, Any]:
+    """Defender GRPO steps/s with the paper's settings, rollouts generated as TRL does (the
+    prompt repeated per rollout) and with the shared prefill, interleaved ``repeats`` times
+    (medians); the share of a step spent generating, for each."""
     from .models.defender import load_defender
     from .rewards import defender_reward
     from .rl.defender import to_dataset
     from .rl.grpo import RLConfig, make_trainer
     from .selfplay import clean_items
-
-    d = load_defender(model)
-    cfg = RLConfig(learning_rate=1e-5, max_steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
-                   max_completion_length=max_completion_length, dynamic_sampling=False)
-    ds = to_dataset(clean_items(steps * prompts_per_step, 891, "complex"))
     import tempfile
 
-    with tempfile.TemporaryDirectory() as tmp:
-        tr = make_trainer(d.model, d.processor, ds, [defender_reward], cfg, tmp, progress=False)
-        t = time.perf_counter()
-        tr.train()
-        total = time.perf_counter() - t
-    return {"model": model, "steps": steps, "prompts_per_step": prompts_per_step, "num_generations": num_generations,
-            "seconds": total, "steps_per_s": steps / total, "rollouts_per_s": steps * prompts_per_step * num_generations / total,
-            "generation_share": tr.generate_seconds / total, "reward_share": tr.reward_seconds / total}
+    ds = to_dataset(clean_items(steps * prompts_per_step, 891, "complex"))
+    runs: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    for _ in range(repeats):
+        for shared in (False, True):
+            d = load_defender(model)
+            cfg = RLConfig(learning_rate=1e-5, max_steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
+                           max_completion_length=max_completion_length, dynamic_sampling=False, shared_prefill=shared)
+            with tempfile.TemporaryDirectory() as tmp:
+                tr = make_trainer(d.model, d.processor, ds, [defender_reward], cfg, tmp, progress=False)
+                t = time.perf_counter()
+                tr.train()
+                total = time.perf_counter() - t
+            runs[shared].append((total, tr.generate_seconds))
+    out: dict[str, Any] = {"model": model, "steps": steps, "prompts_per_step": prompts_per_step, "num_generations": num_generations,
+                           "repeats": repeats, "threads": torch.get_num_threads()}
+    for shared, name in ((False, "repeated"), (True, "shared")):
+        total = statistics.median(t for t, _ in runs[shared])
+        gen = statistics.median(g for _, g in runs[shared])
+        out |= {f"{name}_seconds": total, f"{name}_steps_per_s": steps / total,
+                f"{name}_rollouts_per_s": steps * prompts_per_step * num_generations / total, f"{name}_generation_share": gen / total}
+    out["speedup"] = out["shared_steps_per_s"] / out["repeated_steps_per_s"]
+    return out

@@ -543,8 +543,11 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             if cfg.save_defenders:
                 defender.save(out / "defenders" / f"iter{it}")
             if attacker is not None:
-                acc, _ = attacked_accuracy(defender, attacker, mon["attack"])
+                # the same attacker against the defender it was trained on (iterN.attacker's
+                # monitor/attacker_success) and against the one just trained on its edits
+                acc, ev = attacked_accuracy(defender, attacker, mon["attack"])
                 m["monitor/attacked_acc"] = acc
+                m["monitor/attacker_success_vs_new"] = ev["success_rate"]
         elif phase == "eval":
             m |= final_eval(cfg, out, defender, log, state, attacker)
         record(phase, k, m, t0)
@@ -587,8 +590,11 @@ def per_iteration(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     iters = sorted({int(p[4:].split(".")[0]) for p in by if p.startswith("iter")})
     defender_phases = ["warmup"] + [f"iter{i}.defender" for i in iters]
     series = {}
-    for key, label in (("monitor/clean_simple_acc", "clean simple accuracy"), ("monitor/clean_complex_acc", "clean complex accuracy"), ("monitor/attacked_acc", "attacked accuracy")):
+    for key, label in (("monitor/clean_simple_acc", "clean simple accuracy"), ("monitor/clean_complex_acc", "clean complex accuracy"), ("monitor/attacked_acc", "attacked accuracy"),
+                       ("monitor/attacker_success_vs_new", "attacker success vs the defender trained on its edits")):
         series[label] = [by.get(p, {}).get(key) for p in defender_phases]
+    if all(v is None for v in series["attacker success vs the defender trained on its edits"]):
+        del series["attacker success vs the defender trained on its edits"]
     out: dict[str, Any] = {"iterations": [0] + iters, "metrics": series}
     att = [by.get(f"iter{i}.attacker", {}).get("monitor/attacker_success") for i in iters]
     if any(v is not None for v in att):

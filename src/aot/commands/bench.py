@@ -53,9 +53,11 @@ def bench_grpo(
     steps: int = typer.Option(5, "--steps", min=1, help="GRPO steps to time."),
     prompts: int = typer.Option(8, "--prompts", min=1, help="Prompts per step."),
     generations: int = typer.Option(5, "--generations", min=2, help="Rollouts per prompt (paper: 5)."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Timed runs per path, interleaved; medians are reported."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Defender GRPO steps/s (paper settings) and the share of a step spent in generation."""
+    """Defender GRPO steps/s (paper settings), rollouts from a repeated prompt (as TRL) vs one
+    shared prefill per prompt, and the share of a step spent in generation."""
     from ..bench import grpo_speed
 
-    _print(grpo_speed(model, steps, prompts, generations), as_json)
+    _print(grpo_speed(model, steps, prompts, generations, repeats=repeats), as_json)

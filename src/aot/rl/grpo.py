@@ -16,6 +16,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from ..progress import RichProgress
 from .dynamic_sampling import keep_completions, refill_groups
+from .rollouts import unique_prompts
 
 
 @dataclass
@@ -73,6 +74,10 @@ class RLConfig:
     """Train the vision tower too (paper: yes). False freezes it."""
     logging_steps: int = 1
     """Log every N steps."""
+    shared_prefill: bool = True
+    """Generate a prompt's rollouts from one prefill (image encoded once, KV cache repeated;
+    ``aot.rl.rollouts``) instead of TRL's batch with the prompt repeated per rollout. Same
+    distribution, other draws for a given seed."""
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -101,10 +106,12 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
 
     def __init__(
         self, *args: Any, ds_enabled: bool = True, ds_low: float = 0.01, ds_high: float = 0.99, ds_mode: str = "mean",
-        logits_processor: Any = None, refill_target: int | None = None, **kwargs: Any,
+        logits_processor: Any = None, refill_target: int | None = None, shared_prefill: bool = False, **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self.logits_processor = logits_processor  # applied to rollouts (transformers path only)
+        self.shared_prefill = shared_prefill
+        self.shared_rollouts = 0  # generate calls that took the shared-prefill path
         self.ds_enabled, self.ds_low, self.ds_high, self.ds_mode = ds_enabled, ds_low, ds_high, ds_mode
         self._last_rewards_per_func: torch.Tensor | None = None
         self.ds_kept = 0
@@ -130,16 +137,33 @@ class DynamicSamplingGRPOTrainer(GRPOTrainer):
         policy (the masked tokens keep their probability mass there): the update is slightly
         off-policy, which is accepted. vLLM and continuous batching are left unconstrained."""
         proc = self.logits_processor
-        if proc is None or self.use_vllm or getattr(self, "use_transformers_continuous_batching", False):
+        if (proc is None and not self.shared_prefill) or self.use_vllm or getattr(self, "use_transformers_continuous_batching", False):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs)
-        from ..models.defender import processor_list
+        from ..models.defender import Defender, processor_list
 
         if hasattr(proc, "reset"):
             proc.reset()
         model = self.accelerator.unwrap_model(self.model_wrapped)
         plain = model.generate
-        procs = processor_list(proc)
-        model.generate = lambda *a, **kw: plain(*a, logits_processor=procs, **kw)
+        extra = {"logits_processor": processor_list(proc)} if proc is not None else {}
+        shared = Defender(model, self.processing_class) if self.shared_prefill else None
+
+        def generate(*a: Any, **kw: Any) -> Any:
+            tensors = {k: v for k, v in kw.items() if isinstance(v, torch.Tensor)}
+            unique = unique_prompts(tensors, num_generations) if shared is not None and not a else None
+            if unique is None:
+                return plain(*a, **kw, **extra)
+            # rows of one prompt come in contiguous groups of G: one prefill per prompt; the
+            # shared path calls model.generate itself, so the plain method is put back meanwhile
+            self.shared_rollouts += 1
+            gen = {k: v for k, v in kw.items() if k not in tensors}
+            model.generate = lambda *a2, **kw2: plain(*a2, **kw2, **extra)
+            try:
+                return shared.generate_ids(unique, num_generations, shared_prefill=True, **gen)
+            finally:
+                model.generate = generate
+
+        model.generate = generate
         try:
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, *args, **kwargs)
         finally:
@@ -279,6 +303,7 @@ def make_trainer(
         ds_mode=cfg.ds_mode,
         logits_processor=logits_processor,
         refill_target=cfg.prompts_per_step if cfg.refill > 1 else None,
+        shared_prefill=cfg.shared_prefill,
     )
     # our own progress bar instead of the Trainer's printed log dicts
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
