@@ -10,7 +10,7 @@ defender can be told where to look, as grounded MLLM training does with boxes:
   attends to the correct option's line in the prompt (its letter, the dot and the word).
 
 The loss is ``-log`` of the attention mass on the targets (``attention_mass_loss``). Without
-it the model sat at the answer priors for every setting we tried (README, born defender); with
+it the model sat at the answer priors for every setting we tried (docs/born-defender.md); with
 it the heads find their targets within a few hundred steps and the answers follow.
 """
 

@@ -639,7 +639,7 @@ BORN_RECIPE: tuple[dict[str, Any], ...] = (
     _GROUNDED | dict(steps=400, warmup=1, schedule="cosine", seed_offset=3, ground_ref_head=4, eval_every=200),
 )
 """How the shipped born defender was made: phases run in order, each starting from the one
-before (the recipe grew phase by phase while it was measured; see the README's curve)."""
+before (the recipe grew phase by phase while it was measured; the curve is in docs/born-defender.md)."""
 
 
 def pretrain_recipe(out: str, phases: tuple[dict[str, Any], ...] = BORN_RECIPE, seed: int = 0, progress: bool = True, **common: Any) -> list[dict[str, Any]]:

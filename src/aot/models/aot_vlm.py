@@ -1,7 +1,7 @@
 """``aot_vlm``: a small custom vision-language model, registered with the ``transformers`` Auto
 classes, that the born defender uses.
 
-Why a custom architecture (the README's "Why the born defender is not a stock architecture"):
+Why a custom architecture (docs/born-defender.md, "Why not a stock architecture"):
 the stock tiny Qwen2.5-VL, LLaVA and Idefics3 decoders of our size did not learn to *select* an
 object by its name within the 90-minute budget, even with perfect symbolic visual tokens or
 with the scene written out as text (``experiments/born_defender/``). Two changes make that
