@@ -11,8 +11,8 @@ import pytest
 from aot.eval.metrics import mean_ci95
 from aot.report import ReportDataError, build_report, gallery_entry, load_report_dir, render_html, table_from_results, validate
 from aot.report.html import svg_uri
-from aot.report.images import data_uri, diff_map, load_image
-from aot.report.svg import line_chart, point_stats, stacked_bars
+from aot.report.images import changed_boxes, data_uri, diff_map, display_scale, load_image, outline, upscale
+from aot.report.svg import grouped_bars, line_chart, point_stats, stacked_bars
 from aot.world import render, sample_question, sample_scene
 
 
@@ -30,6 +30,9 @@ def test_validate_names_the_bad_path():
         ({"per_iteration": {"metrics": {"acc": ["a"]}}}, r"per_iteration.metrics\['acc'\]"),
         ({"per_iteration": {"op_mix": [1, 2]}}, "op_mix"),
         ({"gallery": [{"question": "q", "clean_image": "x"}]}, r"gallery\[0\]: needs"),
+        ({"gallery": {"entries": [{"question": "q"}], "note": "n"}}, r"gallery\[0\]: needs"),
+        ({"gallery": {"items": []}}, "gallery: expected a list of entries or"),
+        ({"summary": ["a"]}, "summary: expected a string"),
     ]:
         with pytest.raises(ReportDataError, match=msg):
             validate(data)
@@ -70,6 +73,12 @@ def test_svg_charts_are_well_formed():
     heights = [float(r.get("height")) for r in bars.findall("{http://www.w3.org/2000/svg}rect") if r.find("{http://www.w3.org/2000/svg}title") is not None]
     assert len(heights) == 3 and heights[0] == pytest.approx(3 * heights[1])  # add 75%, patch 25%
     ET.fromstring(line_chart({}, [], "empty"))
+    # bars side by side: one per series and iteration with a value, each labelled (0% too)
+    gb = ET.fromstring(grouped_bars({"before": [None, 0.5, 0.0], "after": [None, 0.25, [0.0, 0.1]]}, [0, 1, 2], "s"))
+    bars = [r for r in gb.findall("{http://www.w3.org/2000/svg}rect") if r.find("{http://www.w3.org/2000/svg}title") is not None]
+    assert len(bars) == 4 and float(bars[0].get("height")) == pytest.approx(2 * float(bars[2].get("height")))
+    assert float(bars[0].get("x")) < float(bars[2].get("x")) < float(bars[1].get("x"))  # iteration 1: before, after; then 2
+    assert [t.text for t in gb.iter("{http://www.w3.org/2000/svg}text")].count("0%") >= 2
     assert svg_uri("<svg/>").startswith("data:image/svg+xml;base64,")
 
 
@@ -83,11 +92,22 @@ def test_images_in_every_form(tmp_path):
     with pytest.raises(ValueError, match="neither an existing file nor base64"):
         load_image("no/such/file.png", tmp_path)
     heat, peak = diff_map(img, img)
-    assert peak == 0 and not heat.any()
+    assert peak == 0 and heat.max() <= 255 * 0.25  # unchanged: a dim grey copy of the clean image
     edited = img.copy()
     edited[5, 7] = 255 - edited[5, 7]
+    edited[40, 40, 0] ^= 1  # a faint one-level change elsewhere
     heat, peak = diff_map(img, edited)
-    assert peak > 0 and tuple(heat[5, 7]) == (255, 255, 255) and heat.sum() == 3 * 255
+    assert peak > 1 and tuple(heat[5, 7]) == (255, 255, 255)
+    # even the faintest change is bright, far above the dimmed background
+    assert heat[40, 40].max() >= 150 and np.delete(heat.reshape(-1, 3), [5 * img.shape[1] + 7, 40 * img.shape[1] + 40], 0).max() <= 64
+    assert changed_boxes(img, edited) == [(7, 5, 8, 6), (40, 40, 41, 41)]
+    edited[41:44, 41] = 0  # joins the pixel at (40, 40) through a 1 px gap: one region
+    assert changed_boxes(img, edited) == [(7, 5, 8, 6), (40, 40, 42, 44)]
+    k = display_scale(img)
+    assert k == 2 and upscale(img, k).shape == (2 * img.shape[0], 2 * img.shape[1], 3)
+    big = outline(upscale(edited, k), [(7, 5, 8, 6)], k)
+    ring = (big != upscale(edited, k)).any(axis=2)
+    assert ring[8:14, 12:18].any() and not ring[10:12, 14:16].any()  # a frame around the pixel, not over it
 
 
 def test_gallery_entry_forms_and_json_roundtrip(tmp_path):
@@ -104,9 +124,15 @@ def test_gallery_entry_forms_and_json_roundtrip(tmp_path):
     by = {(kind, i): u for u, kind, i in imgs}
     assert by[("edited", "0")] == by[("edited", "1")]  # the scene + program form renders the same edit
     assert "unreadable" in html and 'class="ok"' in html
+    # e1's final answer is the truth, e2 has none: the fixed group and the other group; the
+    # empty group is shown, saying it is empty
+    assert html.index('id="gallery-fixed"') < html.index('alt="clean 0"') < html.index('id="gallery-both"')
+    assert html.index('id="gallery-both"') < html.index("none in this run") < html.index('id="gallery-other"') < html.index('alt="clean 1"')
     out = build_report(data, tmp_path / "r" / "report.html")
     assert out.read_text() == html
-    assert "no attack in this run fooled" in render_html({"gallery": []})
+    empty = render_html({"gallery": {"entries": [], "note": "32 questions attacked"}})
+    assert empty.count("none in this run") == 2 and "32 questions attacked" in empty and 'id="gallery-other"' not in empty
+    assert render_html({"gallery": []}).count("none: no attack in this run fooled the base defender") == 2
 
 
 def test_load_report_dir_and_cli(tmp_path):
@@ -141,12 +167,13 @@ def test_load_report_dir_and_cli(tmp_path):
     (tmp_path / "runs" / "report.json").write_text(json.dumps({"gallery": [{"question": "q?", "options": ["a", "b"], "answer": "A", "clean_image": "clean.png", "edited_image": "clean.png", "answers": {}}]}))
     r = CliRunner().invoke(app, ["--from", str(tmp_path / "runs"), "--out", str(tmp_path / "rep2.html")])
     assert r.exit_code == 0, r.output
-    assert "difference (max 0)" in (tmp_path / "rep2.html").read_text()
+    assert "difference, amplified (max 0/255)" in (tmp_path / "rep2.html").read_text()
 
 
 def test_attack_gallery_with_stub_defenders():
     """The base stub is right on clean images and wrong on every attacked one; the final stub is
-    right everywhere: each valid attack is a gallery entry with base wrong and final right."""
+    right everywhere except on one attacked item: the valid attacks split into edits that no
+    longer fool the final defender and (one) that fools both, each group capped at per_group."""
     from aot.eval import EvalConfig, build_items
     from aot.eval.stubs import OracleDefender
     from aot.report import attack_gallery
@@ -155,11 +182,17 @@ def test_attack_gallery_with_stub_defenders():
     items = build_items("heldout", cfg)["heldout"]
     attacked = {i for i, it in enumerate(items) if it.meta["role"] == "attacked"}
     assert attacked
+    assert len(attacked) >= 3
     base = OracleDefender(items, wrong_greedy=attacked)
-    final = OracleDefender(items)
-    entries = attack_gallery(base, final, cfg, max_entries=2)
-    assert len(entries) == min(2, len(attacked))
+    final = OracleDefender(items, wrong_greedy={min(attacked)})
+    g = attack_gallery(base, final, cfg, per_group=1)
+    entries = g["entries"]
+    assert [e["answers"]["final"] == e["answer"] for e in entries] == [True, False]
     for e in entries:
-        assert e["answers"]["final"] == e["answer"] and e["answers"]["base"] != e["answer"]
+        assert e["answers"]["base"] != e["answer"]
         assert e["clean_image"] != e["edited_image"] and e["program"]
-    assert attack_gallery(final, final, cfg) == []  # nothing fooled the base
+    n = len(attacked)
+    assert f"{n} of those fooled the base defender" in g["note"] and f"{n - 1} no longer fool the final defender, 1 fool it too" in g["note"]
+    right = OracleDefender(items)
+    none = attack_gallery(right, right, cfg)  # nothing fooled the base
+    assert none["entries"] == [] and "0 of those fooled" in none["note"]

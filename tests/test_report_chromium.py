@@ -1,4 +1,5 @@
-"""Render the report in headless Chromium: the table is there and every image decodes.
+"""Render the report in headless Chromium: the table, the opening summary, the side-by-side
+attacker chart and both gallery groups are there, and every image decodes.
 
 Needs Debian's `chromium` (the Makefile's test target installs it when missing); set
 AOT_CHROMIUM to use another binary. Fails, rather than skips, when no browser is found.
@@ -15,7 +16,8 @@ import numpy as np
 from aot.edits import apply_program, parse_program
 from aot.eval import EvalConfig
 from aot.eval.stubs import OracleDefender
-from aot.report import attack_gallery, build_report, gallery_entry, table_from_results
+from aot.eval import run_suite
+from aot.report import attack_gallery, build_report, change_summary, gallery_entry, table_from_results
 from aot.world import render, sample_question, sample_scene
 
 FLAGS = [
@@ -27,10 +29,23 @@ window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var bad = imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).map(function (i) { return i.alt; });
   var t = document.getElementById('comparison');
+  var s = document.getElementById('summary');
+  // each gallery group: how many cards follow its heading, or its "empty" note
+  var groups = {};
+  Array.prototype.forEach.call(document.querySelectorAll('#gallery h3'), function (h) {
+    var next = h.nextElementSibling;
+    groups[h.id] = {cards: next && next.className === 'gallery' ? next.querySelectorAll('.card').length : 0,
+                    empty: next && next.className.indexOf('empty') >= 0 ? next.textContent : null,
+                    shown: h.getBoundingClientRect().height > 0};
+  });
+  var charts = imgs.filter(function (i) { return i.alt.indexOf('chart: ') === 0 && i.getBoundingClientRect().width > 0; })
+                   .map(function (i) { return i.alt; });
   var pre = document.createElement('pre');
   pre.id = 'aot-probe';
   pre.textContent = JSON.stringify({n: imgs.length, bad: bad, rows: t ? t.tBodies[0].rows.length : -1,
-                                    cols: t ? t.tHead.rows[0].cells.length : -1});
+                                    cols: t ? t.tHead.rows[0].cells.length : -1,
+                                    summary: s && s.getBoundingClientRect().height > 0 ? s.textContent : null,
+                                    groups: groups, charts: charts});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -68,15 +83,25 @@ def report_data():
     cfg = EvalConfig(n=3)
     items = build_items("heldout", cfg)["heldout"]
     base = OracleDefender(items, wrong_greedy={i for i, it in enumerate(items) if it.meta["role"] == "attacked"})
-    gallery += attack_gallery(base, OracleDefender(items), cfg, max_entries=2)
+    # the final stub still falls for the first attacked item: one entry in each group
+    final = OracleDefender(items, wrong_greedy={min(i for i, it in enumerate(items) if it.meta["role"] == "attacked")})
+    found = attack_gallery(base, final, cfg, per_group=1)
+    gallery += found["entries"]
+    # the summary from two stub defenders' evaluations on the same V* items: half right -> all right
+    ecfg = EvalConfig(n=8, strict_trials=0)
+    vstar = build_items("vstar", ecfg)["vstar"]
+    results = {name: run_suite(d, "vstar", ecfg) for name, d in
+               (("base", OracleDefender(vstar, wrong_greedy=set(range(0, len(vstar), 2)))), ("final", OracleDefender(vstar)))}
     per_it = {
         "iterations": [0, 1, 2, 3],
         "metrics": {"vstar/greedy/accuracy": [[0.5, 0.52], [0.55, 0.6], [0.6, 0.61], [0.62, 0.66]],
                     "pope/greedy/adversarial/f1": {"AOT": [0.6, 0.64, 0.7, 0.72], "random edits": [0.6, 0.61, None, 0.63]}},
-        "attacker_success": [0.4, 0.3, 0.25, 0.2],
+        "attacker_success": {"vs the defender it trained against": [None, 0.4, 0.3, 0.25],
+                             "vs the defender then trained on its edits": [None, 0.2, 0.0, [0.1, 0.15]]},
         "op_mix": [{"add": 10, "patch": 3}, {"add": 7, "perturb": 5}, {"remove": 3, "patch": 6}, {"move": 5}],
     }
-    return {"title": "chromium check", "table": table_from_results(runs), "per_iteration": per_it, "gallery": gallery}
+    return {"title": "chromium check", "summary": change_summary(results["base"], results["final"]), "table": table_from_results(runs),
+            "per_iteration": per_it, "gallery": {"entries": gallery, "note": found["note"]}}
 
 
 def test_report_renders_in_chromium(tmp_path):
@@ -84,11 +109,27 @@ def test_report_renders_in_chromium(tmp_path):
     out = build_report(data, tmp_path / "report.html")
     html = out.read_text()
     assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html  # self-contained
-    expected = 4 + 3 * len(data["gallery"])  # 4 charts; clean, edited and difference per entry
-    assert len(data["gallery"]) >= 3
+    entries = data["gallery"]["entries"]
+    expected = 4 + 3 * len(entries)  # 4 charts; clean, edited and difference per entry
+    assert len(entries) >= 4
     got = probe(out, tmp_path)
     assert got["bad"] == [] and got["n"] == expected, got
     assert got["rows"] == 3 and got["cols"] == 1 + 3, got  # greedy table: arm + 3 greedy columns
+    assert got["summary"].startswith("From the base defender to the final one") and "V*-like accuracy rose from 50.0% to 100.0%" in got["summary"], got
+    assert "chart: attacker success, side by side" in got["charts"] and len(got["charts"]) == 4, got
+    groups = got["groups"]
+    assert list(groups) == ["gallery-fixed", "gallery-both"], got  # no entry without a final answer
+    assert groups["gallery-fixed"]["cards"] == len(entries) - 1 and groups["gallery-both"]["cards"] == 1, got
+    assert all(g["shown"] and g["empty"] is None for g in groups.values()), got
+
+
+def test_empty_gallery_groups_say_so(tmp_path):
+    out = build_report({"title": "empty", "gallery": {"entries": [], "note": "0 of those fooled the base defender"}}, tmp_path / "report.html")
+    got = probe(out, tmp_path)
+    assert got["bad"] == [] and got["summary"] is None, got
+    for gid in ("gallery-fixed", "gallery-both"):
+        g = got["groups"][gid]
+        assert g["shown"] and g["cards"] == 0 and g["empty"] == "none in this run", got
 
 
 def test_probe_catches_a_broken_image(tmp_path):

@@ -558,12 +558,13 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
 
 def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable[[str], None], state: dict[str, Any] | None = None, attacker: Any = None) -> dict[str, Any]:
     """The evaluation suite on the base and final defenders: OUT/eval/{base,final}/results.json
-    and table.md, and OUT/report.html (comparison table, per-iteration plots, attack gallery)."""
+    and table.md, and OUT/report.html (a summary paragraph of the paired changes, comparison
+    table, per-iteration plots, attack gallery)."""
     if not cfg.eval_suite:
         return {}
     from .eval.core import EvalConfig
     from .eval.suite import run_suite, write_results
-    from .report import attack_gallery, build_report, table_from_results
+    from .report import attack_gallery, build_report, change_summary, table_from_results
 
     ecfg = EvalConfig(n=cfg.eval_n, seed=cfg.seed % 100)
     base = load_defender(cfg.defender)
@@ -576,10 +577,18 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
         "table": table_from_results({"base": [results["base"]], "final": [results["final"]]}),
         "per_iteration": per_iteration(state["metrics"] if state else []),
     }
+    # the report's parts must not sink a finished run: a failure is said in the report instead
     try:
-        data["gallery"] = attack_gallery(base, defender, ecfg, attacker=attacker if attacker is not None else "heuristic")
-    except Exception as e:  # a gallery with no fooled examples must not sink the run
+        data["summary"] = change_summary(results["base"], results["final"])
+    except Exception as e:
+        log(f"report summary skipped: {e}")
+        data["summary"] = f"The summary of changes could not be computed: {e}"
+    try:
+        # at least 32 attacked questions, so that even a small run has a few fooling edits to show
+        data["gallery"] = attack_gallery(base, defender, ecfg, attacker=attacker if attacker is not None else "heuristic", questions=max(cfg.eval_n, 32))
+    except Exception as e:
         log(f"attack gallery skipped: {e}")
+        data["gallery"] = {"entries": [], "note": f"The attack gallery could not be built: {e}"}
     build_report(data, out / "report.html")
     return {f"eval/{arm}/{k}": v for arm, res in results.items() for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))}
 
@@ -590,15 +599,19 @@ def per_iteration(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     iters = sorted({int(p[4:].split(".")[0]) for p in by if p.startswith("iter")})
     defender_phases = ["warmup"] + [f"iter{i}.defender" for i in iters]
     series = {}
-    for key, label in (("monitor/clean_simple_acc", "clean simple accuracy"), ("monitor/clean_complex_acc", "clean complex accuracy"), ("monitor/attacked_acc", "attacked accuracy"),
-                       ("monitor/attacker_success_vs_new", "attacker success vs the defender trained on its edits")):
+    for key, label in (("monitor/clean_simple_acc", "clean simple accuracy"), ("monitor/clean_complex_acc", "clean complex accuracy"), ("monitor/attacked_acc", "attacked accuracy")):
         series[label] = [by.get(p, {}).get(key) for p in defender_phases]
-    if all(v is None for v in series["attacker success vs the defender trained on its edits"]):
-        del series["attacker success vs the defender trained on its edits"]
     out: dict[str, Any] = {"iterations": [0] + iters, "metrics": series}
+    # one chart, two lines: iteration N's attacker against the defender it trained against
+    # (iterN.attacker) and against the defender then trained on its edits (iterN.defender);
+    # the gap between them is what the defender phase took away
     att = [by.get(f"iter{i}.attacker", {}).get("monitor/attacker_success") for i in iters]
+    new = [by.get(f"iter{i}.defender", {}).get("monitor/attacker_success_vs_new") for i in iters]
+    success = {"vs the defender it trained against": [None] + att, "vs the defender then trained on its edits": [None] + new}
+    success = {name: s for name, s in success.items() if any(v is not None for v in s)}
+    if success:
+        out["attacker_success"] = success
     if any(v is not None for v in att):
-        out["attacker_success"] = [None] + att
         out["op_mix"] = [{}] + [by.get(f"iter{i}.attacker", {}).get("monitor/attacker_op_mix") or {} for i in iters]
     return out
 

@@ -2,12 +2,13 @@
 
 The structure is plain JSON (see ``aot.report`` for the full description)::
 
-    {"title": str?, "notes": str?,
+    {"title": str?, "summary": str?, "notes": str?,
      "table": {"rows": [{"name": str, "runs": [{metric: number|null}, ...]}], "columns": [..]?, "labels": {..}?},
      "per_iteration": {"iterations": [..]?, "metrics": {metric: series}, "attacker_success": series?,
                        "op_mix": [{op: number}, ...]?},
      "gallery": [{"question": str, "options": [..], "answer": letter, "clean_image": IMAGE,
-                  "edited_image": IMAGE, "program": str?, "answers": {defender: letter|null}, "caption": str?}]}
+                  "edited_image": IMAGE, "program": str?, "answers": {defender: letter|null}, "caption": str?}]
+                or {"entries": [...as above], "note": str?}}
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ def validate(data: dict[str, Any]) -> None:
     """Raise :class:`ReportDataError` naming the first offending path."""
     if not isinstance(data, dict):
         raise ReportDataError(f"report data: expected a mapping, got {type(data).__name__}")
-    unknown = set(data) - {"title", "notes", "table", "per_iteration", "gallery"}
+    unknown = set(data) - {"title", "summary", "notes", "table", "per_iteration", "gallery"}
     if unknown:
-        raise ReportDataError(f"report data: unknown key(s) {sorted(unknown)}; expected title, notes, table, per_iteration, gallery")
+        raise ReportDataError(f"report data: unknown key(s) {sorted(unknown)}; expected title, summary, notes, table, per_iteration, gallery")
+    if data.get("summary") is not None and not isinstance(data["summary"], str):
+        raise ReportDataError(f"summary: expected a string, got {type(data['summary']).__name__}")
     t = data.get("table")
     if t is not None:
         if not isinstance(t, dict) or not isinstance(t.get("rows"), list):
@@ -64,9 +67,13 @@ def validate(data: dict[str, Any]) -> None:
         if mix is not None and not (isinstance(mix, list) and all(isinstance(m, dict) for m in mix)):
             raise ReportDataError("per_iteration.op_mix: expected a list of {op: count} mappings, one per iteration")
     g = data.get("gallery")
+    if isinstance(g, dict):
+        if not isinstance(g.get("entries"), list) or not isinstance(g.get("note", ""), str) or set(g) - {"entries", "note"}:
+            raise ReportDataError("gallery: expected a list of entries or {'entries': [...], 'note'?: str}")
+        g = g["entries"]
     if g is not None:
         if not isinstance(g, list):
-            raise ReportDataError("gallery: expected a list")
+            raise ReportDataError("gallery: expected a list (or {'entries': [...], 'note'?: str})")
         for i, e in enumerate(g):
             if not isinstance(e, dict):
                 raise ReportDataError(f"gallery[{i}]: expected a mapping")

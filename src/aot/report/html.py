@@ -15,8 +15,8 @@ from typing import Any, Sequence
 from ..eval.metrics import mean_ci95
 from ..world.questions import LETTERS
 from .data import validate
-from .images import data_uri, diff_map, load_image
-from .svg import line_chart, stacked_bars
+from .images import changed_boxes, data_uri, diff_map, display_scale, load_image, outline, upscale
+from .svg import grouped_bars, line_chart, stacked_bars
 
 CSS = """
 body{font-family:Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;color:#222;padding:0 12px}
@@ -27,9 +27,11 @@ th{background:#f5f5f5;vertical-align:bottom}th.row,td.row{text-align:left;font-w
 th small{font-weight:normal;color:#666}td.best{background:#e8f4e8;font-weight:bold}
 .note{color:#555;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:12px}
 figure{margin:0}.gallery{display:flex;flex-wrap:wrap;gap:16px}
-.card{border:1px solid #ddd;border-radius:6px;padding:10px;width:360px;font-size:13px}
-.card .imgs{display:flex;gap:6px}.card .imgs figure{text-align:center;font-size:11px;color:#555}
-.card img{width:112px;height:112px;image-rendering:pixelated;border:1px solid #ccc}
+.card{border:1px solid #ddd;border-radius:6px;padding:10px;font-size:13px;display:flex;flex-wrap:wrap;gap:12px;width:100%;box-sizing:border-box}
+.card .text{flex:1;min-width:260px}.card p{margin-top:0}
+.card .imgs{display:flex;gap:6px}.card .imgs figure{text-align:center;font-size:11px;color:#555;max-width:192px}
+.card img{max-width:192px;image-rendering:pixelated;border:1px solid #ccc}
+#summary{font-size:15px;line-height:1.5;background:#f4f8fc;border-left:4px solid #1f77b4;padding:8px 12px}
 .ok{color:#1a7f37;font-weight:bold}.bad{color:#c62828;font-weight:bold}
 pre{background:#f7f7f7;padding:4px 6px;font-size:11px;white-space:pre-wrap;margin:6px 0}
 """
@@ -144,7 +146,10 @@ def per_iteration_html(p: dict[str, Any]) -> str:
         add(line_chart(ser, x, name), f"chart: {name}")
     if "attacker_success" in p:
         v = p["attacker_success"]
-        add(line_chart(_series(v) or {"attacker success": v}, x, "attacker success"), "chart: attacker success")
+        if isinstance(v, dict) and len(v) > 1:  # the same attacker against several defenders: bars side by side
+            add(grouped_bars(_series(v) or {}, x, "attacker success"), "chart: attacker success, side by side")
+        else:
+            add(line_chart(_series(v) or {"attacker success": v}, x, "attacker success"), "chart: attacker success")
     if p.get("op_mix"):
         add(stacked_bars(p["op_mix"], x, "attacker operation mix"), "chart: operation mix")
     return '<div class="charts">' + "".join(figs) + "</div>" if figs else '<p class="note">no per-iteration data</p>'
@@ -178,28 +183,77 @@ def _answer(letter: Any, options: Sequence[str], truth: Any) -> str:
     return f'<span class="{cls}">{escape(text)}</span>'
 
 
-def gallery_html(entries: list[dict[str, Any]], base_dir: str | Path | None) -> str:
-    if not entries:
-        return '<p class="note">no attack in this run fooled the base defender</p>'
-    cards = []
+MAX_OUTLINES = 6
+"""More changed regions than this, or boxes over half the image, are not outlined (see the
+difference image instead)."""
+
+
+def _card(i: int, e: dict[str, Any], base_dir: str | Path | None) -> str:
+    f, clean, edited = _resolve_entry(e, base_dir)
+    k = display_scale(clean)  # 96 px scenes are drawn 2x, each pixel a sharp square
+    what = "edited"
+    if clean.shape == edited.shape:
+        heat, peak = diff_map(clean, edited)
+        boxes = changed_boxes(clean, edited)
+        area = sum((b[2] - b[0]) * (b[3] - b[1]) for b in boxes)
+        # a photometric op (blur, noise) changes edges everywhere: outlines would only clutter
+        if len(boxes) > MAX_OUTLINES or area > 0.5 * clean.shape[0] * clean.shape[1]:
+            shown, what = upscale(edited, k), "edited (changes all over the image)"
+        else:
+            shown, what = outline(upscale(edited, k), boxes, k), "edited (changed regions outlined)"
+    else:
+        heat, peak, shown = edited * 0, 0, upscale(edited, k)
+    opts = f["options"]
+    truth = f["answer"]
+    opt_txt = ", ".join(f"{LETTERS[j]}. {o}" for j, o in enumerate(opts))
+    truth_txt = f"{truth} ({opts[LETTERS.index(truth)]})" if truth in LETTERS[: len(opts)] else str(truth)
+    answers = "".join(f"<div>{escape(str(who))}: {_answer(a, opts, truth)}</div>" for who, a in (e.get("answers") or {}).items())
+    prog = f"<pre>{escape(e['program'])}</pre>" if e.get("program") else ""
+    cap = f'<div class="note">{escape(e["caption"])}</div>' if e.get("caption") else ""
+    return (
+        f'<div class="card"><div class="imgs">'
+        f'<figure><img src="{data_uri(upscale(clean, k))}" alt="clean {i}"><figcaption>clean</figcaption></figure>'
+        f'<figure><img src="{data_uri(shown)}" alt="edited {i}"><figcaption>{what}</figcaption></figure>'
+        f'<figure><img src="{data_uri(upscale(heat, k))}" alt="difference {i}"><figcaption>difference, amplified (max {peak}/255)</figcaption></figure>'
+        f"</div><div class=\"text\"><p><b>{escape(f['question'])}</b><br>{escape(opt_txt)}<br>truth: {escape(truth_txt)}</p>{prog}{answers}{cap}</div></div>"
+    )
+
+
+GALLERY_GROUPS = (
+    ("gallery-fixed", "Edits that fooled the base defender and no longer fool the final one"),
+    ("gallery-both", "Edits that fool both the base and the final defender"),
+    ("gallery-other", "Other edits that fooled the base defender (no final answer given)"),
+)
+
+
+def _group(e: dict[str, Any]) -> str:
+    answers = e.get("answers") or {}
+    if "final" not in answers:
+        return "gallery-other"
+    truth = e["question"]["answer"] if isinstance(e["question"], dict) else e.get("answer")
+    return "gallery-fixed" if answers["final"] == truth else "gallery-both"
+
+
+def gallery_html(gallery: list[dict[str, Any]] | dict[str, Any], base_dir: str | Path | None) -> str:
+    """The attack gallery, grouped by the final defender's answer (the first two groups are
+    always shown, an empty one says so: that nothing was fixed is a result too)."""
+    entries = gallery.get("entries", []) if isinstance(gallery, dict) else gallery
+    note = gallery.get("note") if isinstance(gallery, dict) else None
+    out = [f'<p class="note">{escape(note)}</p>'] if note else []
+    cards: dict[str, list[str]] = {gid: [] for gid, _ in GALLERY_GROUPS}
     for i, e in enumerate(entries):
-        f, clean, edited = _resolve_entry(e, base_dir)
-        heat, peak = diff_map(clean, edited) if clean.shape == edited.shape else (edited * 0, 0)
-        opts = f["options"]
-        truth = f["answer"]
-        opt_txt = ", ".join(f"{LETTERS[k]}. {o}" for k, o in enumerate(opts))
-        truth_txt = f"{truth} ({opts[LETTERS.index(truth)]})" if truth in LETTERS[: len(opts)] else str(truth)
-        answers = "".join(f"<div>{escape(str(who))}: {_answer(a, opts, truth)}</div>" for who, a in (e.get("answers") or {}).items())
-        prog = f"<pre>{escape(e['program'])}</pre>" if e.get("program") else ""
-        cap = f'<div class="note">{escape(e["caption"])}</div>' if e.get("caption") else ""
-        cards.append(
-            f'<div class="card"><div class="imgs">'
-            f'<figure><img src="{data_uri(clean)}" alt="clean {i}"><figcaption>clean</figcaption></figure>'
-            f'<figure><img src="{data_uri(edited)}" alt="edited {i}"><figcaption>edited</figcaption></figure>'
-            f'<figure><img src="{data_uri(heat)}" alt="difference {i}"><figcaption>difference (max {peak})</figcaption></figure>'
-            f"</div><p><b>{escape(f['question'])}</b><br>{escape(opt_txt)}<br>truth: {escape(truth_txt)}</p>{prog}{answers}{cap}</div>"
-        )
-    return '<div class="gallery">' + "".join(cards) + "</div>"
+        cards[_group(e)].append(_card(i, e, base_dir))
+    for gid, title in GALLERY_GROUPS:
+        if gid == "gallery-other" and not cards[gid]:
+            continue
+        out.append(f'<h3 id="{gid}">{escape(title)}</h3>')
+        if cards[gid]:
+            out.append('<div class="gallery">' + "".join(cards[gid]) + "</div>")
+        elif entries or note:  # the note says why (the counts, or why the gallery failed)
+            out.append('<p class="note empty">none in this run</p>')
+        else:
+            out.append('<p class="note empty">none: no attack in this run fooled the base defender</p>')
+    return "".join(out)
 
 
 def render_html(data: dict[str, Any], base_dir: str | Path | None = None) -> str:
@@ -211,6 +265,8 @@ def render_html(data: dict[str, Any], base_dir: str | Path | None = None) -> str
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
     ]
+    if data.get("summary"):
+        parts.append(f'<p id="summary">{escape(data["summary"])}</p>')
     if data.get("notes"):
         parts.append(f'<p class="note">{escape(str(data["notes"]))}</p>')
     if data.get("table"):

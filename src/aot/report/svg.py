@@ -139,3 +139,44 @@ def stacked_bars(mix: Sequence[dict[str, float]], x: Sequence[Any], title: str) 
         body.append(f'<rect x="{ML + pw + 10}" y="{y - 8}" width="9" height="9" fill="{PALETTE[ki % len(PALETTE)]}"/>')
         body.append(f'<text x="{ML + pw + 23}" y="{y}" fill="#333">{escape(key)}</text>')
     return _svg(body)
+
+
+def grouped_bars(series: dict[str, Sequence[Any]], x: Sequence[Any], title: str) -> str:
+    """Shares in [0, 1] as bars side by side, one group per ``x`` entry and one bar per series
+    (a value may be a number, None for no bar, or per-seed numbers: mean with a 95% CI whisker).
+    Each bar is labelled with its value, so a 0% bar is still seen to be there."""
+    pts = {name: [point_stats(v) for v in vals] for name, vals in series.items()}
+    pw, ph = W - ML - MR, H - MT - MB
+    n, k = max(len(x), 1), max(len(pts), 1)
+    gw = pw / n
+    bw = gw * 0.8 / k
+
+    def sy(v: float) -> float:
+        return MT + ph * (1 - min(max(v, 0.0), 1.0))
+
+    body = [f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">{escape(title)}</text>']
+    for j in range(5):
+        y = sy(j / 4)
+        body.append(f'<line x1="{ML}" x2="{W - MR}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e4e4"/>')
+        body.append(f'<text x="{ML - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#555">{25 * j}%</text>')
+    for i, xv in enumerate(x):
+        body.append(f'<text x="{ML + gw * (i + 0.5):.1f}" y="{H - MB + 14}" text-anchor="middle" fill="#555">{escape(str(xv))}</text>')
+    body.append(f'<text x="{ML + pw / 2}" y="{H - 4}" text-anchor="middle" fill="#555">iteration</text>')
+    for si, (name, ps) in enumerate(pts.items()):
+        col = PALETTE[si % len(PALETTE)]
+        for i, p in enumerate(ps[: len(x)]):
+            if p is None:
+                continue
+            bx = ML + gw * i + gw * 0.1 + bw * si
+            m, ci = p
+            body.append(f'<rect x="{bx:.1f}" y="{sy(m):.1f}" width="{bw:.1f}" height="{sy(0) - sy(m):.1f}" fill="{col}">'
+                        f'<title>{escape(name)} @ {escape(str(x[i]))}: {_fmt(m, True)}</title></rect>')
+            if ci > 0:
+                body.append(f'<line x1="{bx + bw / 2:.1f}" x2="{bx + bw / 2:.1f}" y1="{sy(m - ci):.1f}" y2="{sy(m + ci):.1f}" stroke="#333"/>')
+            body.append(f'<text x="{bx + bw / 2:.1f}" y="{sy(m) - 3:.1f}" text-anchor="middle" font-size="9" fill="#333">{_fmt(m, True)}</text>')
+    for si, name in enumerate(pts):  # legend, top left inside the plot
+        y = MT + 12 + 13 * si
+        body.append(f'<rect x="{ML + 6}" y="{y - 8}" width="9" height="9" fill="{PALETTE[si % len(PALETTE)]}"/>')
+        body.append(f'<text x="{ML + 19}" y="{y}" fill="#333">{escape(name)}</text>')
+    body.append(f'<rect x="{ML}" y="{MT}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
+    return _svg(body)
