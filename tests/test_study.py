@@ -82,3 +82,9 @@ def test_comparisons_by_hand():
     assert comparisons(["base", "clean", "aot"]) == [("base", "clean"), ("base", "aot"), ("clean", "aot")]
     assert comparisons(["base", "oracle"]) == [("base", "oracle")]
     assert comparisons(["clean", "random", "aot"]) == [("clean", "aot"), ("random", "aot")]
+
+
+def test_seed_counts_beyond_the_disjoint_bases_are_refused(tmp_path, capsys):
+    assert main(["study", "--out", str(tmp_path / "s"), *MICRO[:2], "--set", "seeds=30"]) == 2
+    assert "seeds must be in 1..10" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -77,8 +77,12 @@ class StudyConfig:
         bad = [a for a in self.arms if a not in ARMS]
         if bad:
             raise ValueError(f"arms: unknown arm(s) {bad}; choose from {ARMS}")
-        if self.seeds < 1 or self.eval_n < 1 or self.n_boot < 100:
-            raise ValueError("seeds and eval_n must be >= 1 and n_boot >= 100")
+        from .selfplay import MAX_SEED
+
+        if not 1 <= self.seeds <= MAX_SEED:
+            raise ValueError(f"seeds must be in 1..{MAX_SEED} (training seeds 0..{MAX_SEED - 1} own disjoint scene bases), got {self.seeds}")
+        if self.eval_n < 1 or self.n_boot < 100:
+            raise ValueError("eval_n must be >= 1 and n_boot >= 100")
         if not 0 <= self.eval_seed < 100:
             raise ValueError(f"eval_seed must be in [0, 100), got {self.eval_seed}")
         from .eval import resolve_suite
