@@ -1,14 +1,12 @@
 """DAPO's refill: over-sample prompts, train on the first informative groups only."""
 
-import numpy as np
 import pytest
 import torch
 
 from aot.models.registry import build_tiny
 from aot.rl import RLConfig, make_trainer
-from aot.rl.defender import QAItem, to_dataset
+from aot.rl.defender import to_dataset
 from aot.rl.dynamic_sampling import refill_groups
-from aot.world import render, sample_question, sample_scene
 
 
 def test_refill_groups_by_hand():
@@ -29,22 +27,15 @@ def test_refill_needs_the_filter():
         RLConfig(refill=0)
 
 
-def _items(n):
-    rng = np.random.default_rng(0)
-    out = []
-    for s in range(n):
-        sc = sample_scene(s, "simple")
-        out.append(QAItem(render(sc), sample_question(sc, rng)))
-    return out
 
 
-def test_trainer_trains_on_exactly_the_first_informative_groups(tmp_path):
+def test_trainer_trains_on_exactly_the_first_informative_groups(tmp_path, qa_items):
     """Half the prompts are informative (rewards 1, 0 within the group), half saturated (1.0):
     with refill 3 and 2 prompts per step, every step sees 6 prompts, about 3 informative, and
     the loss gets exactly 2 groups (4 rows), all informative."""
     torch.manual_seed(0)
     model, proc = build_tiny("tiny-qwen2.5-vl")
-    items = _items(24)
+    items = qa_items(24)
     ds = to_dataset(items).add_column("informative", [i % 2 == 0 for i in range(len(items))])
 
     def reward(completions, informative, **_):
@@ -71,10 +62,10 @@ def test_trainer_trains_on_exactly_the_first_informative_groups(tmp_path):
     assert sum(r for r, _ in seen) == 2 * tr.ds_trained
 
 
-def test_without_refill_the_whole_batch_reaches_the_loss(tmp_path):
+def test_without_refill_the_whole_batch_reaches_the_loss(tmp_path, qa_items):
     torch.manual_seed(0)
     model, proc = build_tiny("tiny-qwen2.5-vl")
-    items = _items(8)
+    items = qa_items(8)
     cfg = RLConfig(max_steps=1, prompts_per_step=2, num_generations=2, learning_rate=1e-3, max_completion_length=6)
     tr = make_trainer(model, proc, to_dataset(items), [lambda completions, **_: [1.0, 0.0] * (len(completions) // 2)], cfg, str(tmp_path), progress=False)
     seen = []

@@ -1,23 +1,14 @@
 """GRPO/DAPO wiring on a tiny random-init model: parameters move, the filter is applied."""
 
-import numpy as np
 import pytest
 import torch
 
 from aot.models.defender import Defender
 from aot.models.registry import build_tiny
 from aot.rl import RLConfig, make_trainer
-from aot.rl.defender import QAItem, to_dataset, train_defender
-from aot.world import render, sample_question, sample_scene
+from aot.rl.defender import to_dataset, train_defender
 
 
-def _items(n=8):
-    rng = np.random.default_rng(0)
-    out = []
-    for s in range(n):
-        sc = sample_scene(s, "simple")
-        out.append(QAItem(render(sc), sample_question(sc, rng)))
-    return out
 
 
 def _varied_reward(completions, **_):
@@ -31,11 +22,11 @@ def tiny():
     return build_tiny("tiny-qwen2.5-vl")
 
 
-def test_two_grpo_steps_change_parameters(tiny, tmp_path):
+def test_two_grpo_steps_change_parameters(tiny, tmp_path, qa_items):
     model, proc = tiny
     cfg = RLConfig(max_steps=2, prompts_per_step=2, num_generations=4, learning_rate=1e-3, weight_decay=0.0, max_completion_length=8, dynamic_sampling=False)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    tr = make_trainer(model, proc, to_dataset(_items()), [_varied_reward], cfg, str(tmp_path), progress=False)
+    tr = make_trainer(model, proc, to_dataset(qa_items()), [_varied_reward], cfg, str(tmp_path), progress=False)
     tr.train()
     delta = sum((before[k] - v.detach()).abs().sum().item() for k, v in tr.model.named_parameters())
     assert delta > 0
@@ -57,7 +48,7 @@ def _by_group(kept_group, dropped_group, num_generations):
 KEPT, DROPPED = [1.0, 0.0, 0.0, 0.0], [0.02, 0.0, 0.0, 0.0]
 
 
-def test_dynamic_sampling_masks_only_the_dropped_groups_tokens(tiny, tmp_path, monkeypatch):
+def test_dynamic_sampling_masks_only_the_dropped_groups_tokens(tiny, tmp_path, monkeypatch, qa_items):
     from trl import GRPOTrainer
 
     model, proc = tiny
@@ -71,7 +62,7 @@ def test_dynamic_sampling_masks_only_the_dropped_groups_tokens(tiny, tmp_path, m
 
     monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", spy)
     cfg = RLConfig(max_steps=1, prompts_per_step=2, num_generations=4, max_completion_length=4, weight_decay=0.0)
-    tr = make_trainer(model, proc, to_dataset(_items()), [_by_group(KEPT, DROPPED, 4)], cfg, str(tmp_path), progress=False)
+    tr = make_trainer(model, proc, to_dataset(qa_items()), [_by_group(KEPT, DROPPED, 4)], cfg, str(tmp_path), progress=False)
     after = []
     filtered = tr._generate_and_score_completions
     tr._generate_and_score_completions = lambda inputs: after.append(filtered(inputs)) or after[-1]
@@ -91,7 +82,7 @@ def test_dynamic_sampling_masks_only_the_dropped_groups_tokens(tiny, tmp_path, m
 
 
 @pytest.mark.parametrize("filter_on", [True, False])
-def test_dropped_groups_move_nothing_with_the_filter_and_train_without_it(tmp_path, filter_on):
+def test_dropped_groups_move_nothing_with_the_filter_and_train_without_it(tmp_path, filter_on, qa_items):
     """Both groups fall under the paper's mean threshold but are not constant: with the filter
     the step is empty (parameters unchanged); without it the same batch trains."""
     torch.manual_seed(0)
@@ -99,7 +90,7 @@ def test_dropped_groups_move_nothing_with_the_filter_and_train_without_it(tmp_pa
     cfg = RLConfig(max_steps=1, prompts_per_step=2, num_generations=4, max_completion_length=4, learning_rate=1e-3,
                    weight_decay=0.0, dynamic_sampling=filter_on)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    tr = make_trainer(model, proc, to_dataset(_items()), [_by_group(DROPPED, DROPPED, 4)], cfg, str(tmp_path), progress=False)
+    tr = make_trainer(model, proc, to_dataset(qa_items()), [_by_group(DROPPED, DROPPED, 4)], cfg, str(tmp_path), progress=False)
     tr.train()
     unchanged = all(torch.equal(before[k], v.detach()) for k, v in tr.model.named_parameters())
     assert unchanged == filter_on
@@ -107,13 +98,13 @@ def test_dropped_groups_move_nothing_with_the_filter_and_train_without_it(tmp_pa
         assert (tr.ds_kept, tr.ds_dropped) == (0, 2)
 
 
-def test_train_vision_false_freezes_the_vision_tower_only(tmp_path):
+def test_train_vision_false_freezes_the_vision_tower_only(tmp_path, qa_items):
     torch.manual_seed(0)
     model, proc = build_tiny("tiny-qwen2.5-vl")
     cfg = RLConfig(max_steps=1, prompts_per_step=2, num_generations=4, max_completion_length=6, learning_rate=1e-3,
                    weight_decay=0.0, dynamic_sampling=False, train_vision=False)
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
-    tr = make_trainer(model, proc, to_dataset(_items()), [_by_group(KEPT, KEPT, 4)], cfg, str(tmp_path), progress=False)
+    tr = make_trainer(model, proc, to_dataset(qa_items()), [_by_group(KEPT, KEPT, 4)], cfg, str(tmp_path), progress=False)
     tr.train()
     changed = {k for k, v in tr.model.named_parameters() if not torch.equal(before[k], v.detach())}
     vision = {k for k in before if "visual" in k}
@@ -121,7 +112,7 @@ def test_train_vision_false_freezes_the_vision_tower_only(tmp_path):
     assert any("language_model" in k for k in changed)
 
 
-def test_rlconfig_lora_trains_an_adapter_on_aot_vlm_and_leaves_the_base_weights(tmp_path):
+def test_rlconfig_lora_trains_an_adapter_on_aot_vlm_and_leaves_the_base_weights(tmp_path, qa_items):
     """RLConfig.lora through make_trainer on the born defender's architecture: a real GRPO step
     (forward, backward, optimizer) moves the LoRA weights and nothing else; merging the adapter
     changes the model's outputs."""
@@ -129,12 +120,12 @@ def test_rlconfig_lora_trains_an_adapter_on_aot_vlm_and_leaves_the_base_weights(
     model, proc = build_tiny("tiny-aot-vlm")
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     d = Defender(model, proc, "aot_vlm")
-    batch = d.inputs([it.image for it in _items(2)], ["hi", "there"])
+    batch = d.inputs([it.image for it in qa_items(2)], ["hi", "there"])
     with torch.no_grad():
         logits_before = model(**batch).logits
     cfg = RLConfig(max_steps=2, prompts_per_step=2, num_generations=4, max_completion_length=6, learning_rate=1e-2,
                    weight_decay=0.0, dynamic_sampling=False, lora=True, lora_r=4)
-    tr = make_trainer(model, proc, to_dataset(_items()), [_by_group(KEPT, KEPT, 4)], cfg, str(tmp_path), progress=False)
+    tr = make_trainer(model, proc, to_dataset(qa_items()), [_by_group(KEPT, KEPT, 4)], cfg, str(tmp_path), progress=False)
     tr.train()
     params = dict(tr.model.named_parameters())
     lora_b = {k: v for k, v in params.items() if "lora_B" in k}
@@ -148,10 +139,10 @@ def test_rlconfig_lora_trains_an_adapter_on_aot_vlm_and_leaves_the_base_weights(
         assert not torch.allclose(tr.model.merge_and_unload()(**batch).logits, logits_before)
 
 
-def test_train_defender_metrics(tiny, tmp_path):
+def test_train_defender_metrics(tiny, tmp_path, qa_items):
     model, proc = tiny
     d = Defender(model, proc)
-    res = train_defender(d, _items(4), RLConfig(max_steps=1, prompts_per_step=2, num_generations=2, max_completion_length=4))
+    res = train_defender(d, qa_items(4), RLConfig(max_steps=1, prompts_per_step=2, num_generations=2, max_completion_length=4))
     assert res["defender/steps"] == 1
     assert res["defender/kept_groups"] + res["defender/dropped_groups"] == 2
     with pytest.raises(ValueError):

@@ -1,13 +1,11 @@
 """Rollouts from one prefill per prompt: the grouping rule by hand, and the trainer's use of it."""
 
-import numpy as np
 import torch
 
 from aot.models.registry import build_tiny
 from aot.rl import RLConfig, make_trainer
-from aot.rl.defender import QAItem, to_dataset
+from aot.rl.defender import to_dataset
 from aot.rl.rollouts import unique_prompts
-from aot.world import render, sample_question, sample_scene
 
 
 def _batch():
@@ -38,16 +36,9 @@ def test_rows_that_are_not_groups_of_identical_prompts_are_left_alone():
     assert unique_prompts(_batch(), 1) is None
 
 
-def _items(n=8):
-    rng = np.random.default_rng(0)
-    out = []
-    for s in range(n):
-        sc = sample_scene(s, "simple")
-        out.append(QAItem(render(sc), sample_question(sc, rng)))
-    return out
 
 
-def test_trainer_rollouts_take_the_shared_path_and_still_sample(tmp_path):
+def test_trainer_rollouts_take_the_shared_path_and_still_sample(tmp_path, qa_items):
     torch.manual_seed(0)
     model, proc = build_tiny("tiny-qwen2.5-vl")
     seen = []
@@ -58,7 +49,7 @@ def test_trainer_rollouts_take_the_shared_path_and_still_sample(tmp_path):
 
     for shared in (True, False):
         cfg = RLConfig(max_steps=1, prompts_per_step=2, num_generations=4, max_completion_length=6, dynamic_sampling=False, shared_prefill=shared)
-        tr = make_trainer(model, proc, to_dataset(_items()), [reward], cfg, str(tmp_path / str(shared)), progress=False)
+        tr = make_trainer(model, proc, to_dataset(qa_items()), [reward], cfg, str(tmp_path / str(shared)), progress=False)
         tr.train()
         assert tr.shared_rollouts == (1 if shared else 0)
         lengths = [h["completions/max_length"] for h in tr.state.log_history if "completions/max_length" in h]
