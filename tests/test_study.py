@@ -88,3 +88,12 @@ def test_seed_counts_beyond_the_disjoint_bases_are_refused(tmp_path, capsys):
     assert main(["study", "--out", str(tmp_path / "s"), *MICRO[:2], "--set", "seeds=30"]) == 2
     assert "seeds must be in 1..10" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_absolute_values_are_a_t_interval_over_seeds():
+    from aot.study import aggregate
+
+    res = {"aot": [{"metrics": {"vstar/greedy/accuracy": 0.5}}, {"metrics": {"vstar/greedy/accuracy": 0.7}}]}
+    mean, half, n = aggregate(res)["aot"]["vstar/greedy/accuracy"]
+    # sd of (0.5, 0.7) is 0.1414; t(0.975, df 1) = 12.706; half-width 12.706 * 0.1414 / sqrt(2) = 1.2706
+    assert (mean, n) == (pytest.approx(0.6), 2) and half == pytest.approx(1.2706, abs=1e-3)

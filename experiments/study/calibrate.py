@@ -113,7 +113,6 @@ def main() -> None:
         def on_step_end(self, args, state, control, **kw):
             if state.global_step % a.every == 0:
                 clock["train"] += time.perf_counter() - clock["t"]
-                tr = kw.get("model")
                 if hasattr(trainer, "ds_kept"):
                     stats.update(kept=trainer.ds_kept, dropped=trainer.ds_dropped, trained=trainer.ds_trained)
                 hist = [h for h in trainer.state.log_history if "reward" in h or "loss" in h]
