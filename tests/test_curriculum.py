@@ -165,7 +165,7 @@ def test_self_play_training_scenes_never_come_from_the_evaluation_range(seed, tm
     monkeypatch.setattr(sp, "train_defender", lambda d, items, c, *a, **k: trained.append(len(items)) or {})
     monkeypatch.setattr(sp, "train_attacker", lambda att, d, items, c, *a, **k: trained.append(len(items)) or {})
     monkeypatch.setattr(sp, "evaluate_attacker", lambda *_a, **_k: {"success_rate": 0.0, "integrity_pass_rate": 0.0, "parse_rate": 0.0, "op_mix": {}})
-    monkeypatch.setattr(sp, "attacked_accuracy", lambda *_a, **_k: (0.0, {}))
+    monkeypatch.setattr(sp, "attacked_accuracy", lambda *_a, **_k: (0.0, {"success_rate": 0.0}))
     monkeypatch.setattr(aot.data.build, "build_sft", lambda *_a, **_k: {"records": 0})
     sp.run_selfplay(cfg, tmp_path / "run", log=lambda _s: None)
     assert len(trained) == 1 + 2 * 9  # warm-up, then attacker and defender RL per iteration
