@@ -62,14 +62,15 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=150)
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--suite", default="vstar,clean")
+    ap.add_argument("--replay", type=float, default=0.0, help="share of clean simple-scene examples mixed in (true answers)")
     ap.add_argument("--out", default="docs/study/headroom.jsonl")
     a = ap.parse_args()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tag = {"source": a.source, "lr": a.lr, "batch": a.batch}
+    tag = {"source": a.source, "lr": a.lr, "batch": a.batch, **({"replay": a.replay} if a.replay else {})}
     if out.exists():
         rows = [json.loads(l) for l in out.read_text().splitlines() if l.strip()]
-        if any(all(r.get(k) == v for k, v in tag.items()) and r["step"] == a.steps for r in rows):
+        if any(all(r.get(k) == v for k, v in tag.items()) and r.get("replay", 0.0) == a.replay and r["step"] == a.steps for r in rows):
             print("done already", tag)
             return
     from datasets import Dataset
@@ -107,7 +108,14 @@ def main() -> None:
                 self.t = time.perf_counter()
 
     evaluate(0)
-    ex = oracle_items(a.steps * a.batch, a.source)
+    n = a.steps * a.batch
+    n_replay = int(round(n * a.replay))
+    ex = oracle_items(n - n_replay, a.source)
+    if n_replay:  # clean simple scenes with true answers (bases 870+, as the study's oracle replay)
+        from aot.selfplay import simple_scenes
+
+        ex += [(render(sc), format_prompt(q), answer_completion(answer_text(q, q.answer), q.answer)) for sc, q in simple_scenes(n_replay, ORACLE_BASE + 20)]
+        ex = [ex[i] for i in np.random.default_rng(0).permutation(len(ex))]
     ds = Dataset.from_dict({
         "prompt": [conversation(p) for _, p, _ in ex],
         "completion": [[{"role": "assistant", "content": [{"type": "text", "text": c}]}] for _, _, c in ex],
