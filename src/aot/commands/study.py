@@ -21,25 +21,21 @@ def study(
     with bootstrap intervals (table.md leads with them), absolute values after."""
     import yaml
 
-    from ..config import ConfigError, load_config
+    from ..config import ConfigError, apply_overrides, from_dict, load_config, to_dict
+    from ..selfplay import SelfPlayConfig
     from ..study import StudyConfig, StudyDirError, run_study
     from . import check_out_dir
     from .train import resolve_config
 
     check_out_dir(out)
     path = resolve_config(config)
+    overrides = list(set_) + ([f"seeds={seeds}"] if seeds else [])
     try:
         raw = yaml.safe_load(path.read_text()) if path else None
-        overrides = list(set_) + ([f"seeds={seeds}"] if seeds else [])
-        if isinstance(raw, dict) and "run" not in raw:  # a run config: the study's defaults around it
-            overrides = [f"run.{o}" if not o.split("=", 1)[0].split(".")[0] in StudyConfig.__dataclass_fields__ else o for o in overrides]
-            from ..selfplay import SelfPlayConfig
-
-            run_cfg = load_config(SelfPlayConfig, path, [o[4:] for o in overrides if o.startswith("run.")])
-            cfg = load_config(StudyConfig, None, [o for o in overrides if not o.startswith("run.")])
-            from dataclasses import replace
-
-            cfg = replace(cfg, run=run_cfg)
+        if isinstance(raw, dict) and "run" not in raw:
+            # a run config (demo, micro, a train YAML): the study's defaults around it
+            data = to_dict(StudyConfig()) | {"run": to_dict(load_config(SelfPlayConfig, path))}
+            cfg = from_dict(StudyConfig, apply_overrides(data, overrides))
         else:
             cfg = load_config(StudyConfig, path, overrides)
     except (ConfigError, ValueError, yaml.YAMLError) as e:
