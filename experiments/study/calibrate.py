@@ -39,6 +39,25 @@ from aot.rewards import defender_reward
 CALIBRATION_BASE = 860  # training items: below the evaluation range, unused by self-play
 
 
+def sft_trainer(d, examples, lr: float, steps: int, batch: int, output_dir: str, logging_steps: int = 5):
+    """TRL's SFTTrainer on (image, prompt, completion) examples at a constant learning rate
+    (loss on the completion only); shared with headroom.py."""
+    from datasets import Dataset
+    from trl import SFTConfig as TRLSFTConfig
+    from trl import SFTTrainer
+
+    ds = Dataset.from_dict({
+        "prompt": [conversation(p) for _, p, _ in examples],
+        "completion": [[{"role": "assistant", "content": [{"type": "text", "text": c}]}] for _, _, c in examples],
+        "images": [[to_pil(im)] for im, _, _ in examples],
+    })
+    args = TRLSFTConfig(output_dir=output_dir, use_cpu=True, per_device_train_batch_size=batch, num_train_epochs=1, max_steps=steps,
+                        learning_rate=lr, report_to=[], save_strategy="no", logging_steps=logging_steps, disable_tqdm=True, max_length=None,
+                        seed=0, data_seed=0, bf16=False, fp16=False, dataloader_num_workers=0, gradient_checkpointing=False,
+                        lr_scheduler_type="constant")
+    return SFTTrainer(model=d.model, processing_class=d.processor, args=args, train_dataset=ds)
+
+
 def edited(items, attacker_name: str = "heuristic-relative"):
     """(item, edited image or None when the edit fails to apply or fails integrity)."""
     att = make_attacker(attacker_name)
@@ -130,20 +149,8 @@ def main() -> None:
             cfg = RLConfig(learning_rate=a.lr, max_steps=a.steps, prompts_per_step=a.prompts, refill=a.refill, seed=0)
             trainer = make_trainer(d.model, d.processor, to_dataset(items), [defender_reward], cfg, tmp)
         else:
-            from datasets import Dataset
-            from trl import SFTConfig as TRLSFTConfig
-            from trl import SFTTrainer
-
-            ds = Dataset.from_dict({
-                "prompt": [conversation(format_prompt(it.question)) for it in items],
-                "completion": [[{"role": "assistant", "content": [{"type": "text", "text": answer_completion(answer_text(it.question, it.question.answer), it.question.answer)}]}] for it in items],
-                "images": [[to_pil(it.image)] for it in items],
-            })
-            args = TRLSFTConfig(output_dir=tmp, use_cpu=True, per_device_train_batch_size=a.prompts, num_train_epochs=1, max_steps=a.steps,
-                                learning_rate=a.lr, report_to=[], save_strategy="no", logging_steps=5, disable_tqdm=True, max_length=None,
-                                seed=0, data_seed=0, bf16=False, fp16=False, dataloader_num_workers=0, gradient_checkpointing=False,
-                                lr_scheduler_type="constant")
-            trainer = SFTTrainer(model=d.model, processing_class=d.processor, args=args, train_dataset=ds)
+            examples = [(it.image, format_prompt(it.question), answer_completion(answer_text(it.question, it.question.answer), it.question.answer)) for it in items]
+            trainer = sft_trainer(d, examples, a.lr, a.steps, a.prompts, tmp)
         trainer.add_callback(Every())
         trainer.train()
 

@@ -18,7 +18,7 @@ import torch
 
 from aot.eval.core import EvalConfig
 from aot.eval.suite import run_suite
-from aot.models.defender import conversation, load_defender, to_pil
+from aot.models.defender import load_defender
 from aot.models.prompt import format_prompt
 from aot.models.tokenizer import answer_completion
 from aot.world import render, sample_question, sample_scene
@@ -73,10 +73,7 @@ def main() -> None:
         if any(all(r.get(k) == v for k, v in tag.items()) and r.get("replay", 0.0) == a.replay and r["step"] == a.steps for r in rows):
             print("done already", tag)
             return
-    from datasets import Dataset
     from transformers import TrainerCallback
-    from trl import SFTConfig as TRLSFTConfig
-    from trl import SFTTrainer
 
     d = load_defender("base")
     ecfg = EvalConfig(n=a.n_eval, seed=0, strict_trials=0)
@@ -116,19 +113,13 @@ def main() -> None:
 
         ex += [(render(sc), format_prompt(q), answer_completion(answer_text(q, q.answer), q.answer)) for sc, q in simple_scenes(n_replay, ORACLE_BASE + 20)]
         ex = [ex[i] for i in np.random.default_rng(0).permutation(len(ex))]
-    ds = Dataset.from_dict({
-        "prompt": [conversation(p) for _, p, _ in ex],
-        "completion": [[{"role": "assistant", "content": [{"type": "text", "text": c}]}] for _, _, c in ex],
-        "images": [[to_pil(im)] for im, _, _ in ex],
-    })
     import tempfile
 
+    from calibrate import sft_trainer  # the same trainer settings (this folder is on sys.path when run as a script)
+
     with tempfile.TemporaryDirectory() as tmp:
-        args = TRLSFTConfig(output_dir=tmp, use_cpu=True, per_device_train_batch_size=a.batch, num_train_epochs=1,
-                            max_steps=a.steps, learning_rate=a.lr, report_to=[], save_strategy="no", logging_steps=10,
-                            disable_tqdm=True, max_length=None, seed=0, data_seed=0, bf16=False, fp16=False,
-                            dataloader_num_workers=0, gradient_checkpointing=False, lr_scheduler_type="constant")
-        tr = SFTTrainer(model=d.model, processing_class=d.processor, args=args, train_dataset=ds, callbacks=[Every()])
+        tr = sft_trainer(d, ex, a.lr, a.steps, a.batch, tmp, logging_steps=10)
+        tr.add_callback(Every())
         tr.train()
 
 
