@@ -13,7 +13,7 @@ import torch
 
 from ..edits.ops import MAX_OPS
 from ..models.defender import Defender, conversation, load_defender
-from ..world.questions import LETTERS, Question
+from ..vqa import LETTERS, Question
 from .base import AttackItem
 from .constrained import EditProgramLogitsProcessor, scene_bounds
 

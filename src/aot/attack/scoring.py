@@ -14,7 +14,7 @@ import numpy as np
 from ..edits import EditError, apply_program, parse_program
 from ..integrity import IntegrityConfig, check
 from ..rewards import attacker_score
-from ..world.questions import LETTERS
+from ..vqa import LETTERS
 from .base import AttackItem
 
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from ..models.prompt import format_prompt
-from ..world.questions import LETTERS, Question
+from ..vqa import LETTERS, Question
 
 
 class Answerer(Protocol):

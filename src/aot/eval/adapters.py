@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from ..world.questions import LETTERS, Question, Target
+from ..vqa import LETTERS, Question, Target
 from .benchmarks import NEGATIVE_STRATEGIES, Benchmark, _mc, _pope_metrics, register
 from .core import EvalConfig, Item
 

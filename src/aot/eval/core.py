@@ -23,7 +23,7 @@ import numpy as np
 
 from ..integrity import IntegrityConfig
 from ..models.prompt import extract_choice, format_prompt
-from ..world.questions import LETTERS, Question
+from ..vqa import LETTERS, Question
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, phase)``: called after each generated chunk (total may shrink when

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..world.questions import LETTERS, Question
+from ..vqa import LETTERS, Question
 from .prompt import extract_choice, format_prompt, is_exact_format
 from .aot_vlm import AotVlmProcessor
 from .registry import TINY_MODELS, build_processor, build_tiny

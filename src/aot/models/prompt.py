@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..world.questions import LETTERS, Question
+from ..vqa import LETTERS, Question
 
 INSTRUCTION = "Answer with \\boxed{letter}."
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..eval.benchmarks import BENCHMARKS
 from ..eval.core import EvalConfig, score_items
-from ..world.questions import Question
+from ..vqa import Question
 from .images import data_uri
 
 

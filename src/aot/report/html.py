@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..eval.metrics import mean_ci95
-from ..world.questions import LETTERS
+from ..vqa import LETTERS
 from .data import validate
 from .images import changed_boxes, data_uri, diff_map, display_scale, load_image, outline, upscale
 from .svg import grouped_bars, line_chart, stacked_bars

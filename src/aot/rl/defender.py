@@ -11,7 +11,7 @@ import numpy as np
 
 from ..models.defender import Defender, question_conversation, to_pil
 from ..rewards import defender_reward
-from ..world.questions import Question
+from ..vqa import Question
 from .grpo import RLConfig, make_trainer
 
 

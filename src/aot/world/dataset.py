@@ -10,19 +10,14 @@ from typing import Iterator
 import numpy as np
 
 from ..io import atomic_write_bytes, atomic_write_text, png_bytes
+from ..vqa import SEED_STRIDE, item_seed  # noqa: F401  (SEED_STRIDE re-exported here)
 from .questions import QUESTION_KINDS, Question, scene_questions
 from .render import render
 from .sampler import sample_scene
 from .types import Scene
 
-SEED_STRIDE = 10_000_000
-"""Scene seeds are base * SEED_STRIDE + index: distinct base seeds never share a scene."""
-
-
-def scene_seed(base: int, index: int) -> int:
-    if not 0 <= index < SEED_STRIDE:
-        raise ValueError(f"scene index {index} outside [0, {SEED_STRIDE})")
-    return int(base) * SEED_STRIDE + int(index)
+scene_seed = item_seed
+"""Seed of scene ``index`` of base ``base``: ``base * SEED_STRIDE + index``."""
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,15 @@ answer from the scene graph. Generation and integrity checks share that one func
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..vqa import LETTERS, Question, Target  # noqa: F401  (they live in the neutral module; re-exported here)
 from .render import visible_fraction
 from .types import ATTRIBUTE_VALUES, ATTRIBUTES, COLOR_NAMES, SHAPES, Obj, Scene
 
-LETTERS = "ABCD"
 QUESTION_KINDS: tuple[str, ...] = ("relation", "attribute", "existence", "count")
 RELATIONS: tuple[str, ...] = ("left", "right", "above", "below")
 NEGATIVE_STRATEGIES: tuple[str, ...] = ("random", "popular", "adversarial")
@@ -25,43 +25,6 @@ MIN_VISIBLE = 0.6
 """Share of a target's area that must stay visible for a question about it to be fair."""
 
 Ref = dict[str, str]
-
-
-@dataclass(frozen=True)
-class Target:
-    id: int
-    box: tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class Question:
-    kind: str
-    text: str
-    options: tuple[str, ...]
-    answer: str  # a letter
-    targets: tuple[Target, ...]
-    spec: dict[str, Any]
-
-    @property
-    def answer_text(self) -> str:
-        return self.options[LETTERS.index(self.answer)]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["options"] = list(self.options)
-        d["targets"] = [{"id": t.id, "box": list(t.box)} for t in self.targets]
-        return d
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> "Question":
-        return Question(
-            kind=d["kind"],
-            text=d["text"],
-            options=tuple(d["options"]),
-            answer=d["answer"],
-            targets=tuple(Target(int(t["id"]), tuple(int(v) for v in t["box"])) for t in d["targets"]),  # type: ignore[arg-type]
-            spec=d["spec"],
-        )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ..vqa import box_iou, box_overlap  # noqa: F401  (neutral geometry; re-exported here)
+
 # --- vocabulary -------------------------------------------------------------------
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross", "ring", "hexagon")
 # RGB in [0, 255]; chosen far apart in hue so a tiny model can tell them apart.
@@ -148,19 +150,3 @@ class Scene:
 def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
     x0, y0, x1, y1 = box
     return (max(0, x0), max(0, y0), min(width, x1), min(height, y1))
-
-
-def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / ua if ua > 0 else 0.0
-
-
-def box_overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """Fraction of box ``b``'s area covered by box ``a``."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    area = (b[2] - b[0]) * (b[3] - b[1])
-    return ix * iy / area if area > 0 else 0.0
