@@ -20,11 +20,12 @@ duplication checks. ``check`` runs all of them and reports every failing reason:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .backends.base import Verdict  # noqa: F401  (the neutral verdict; re-exported here)
 from .edits.apply import EditResult
 from .world.questions import Question, describe, evaluate, matches
 from .world.types import Obj, Scene, box_iou
@@ -59,18 +60,6 @@ class IntegrityConfig:
             raise ValueError(f"max_target_iou must be in [0, 1], got {self.max_target_iou}")
         if not 0.0 <= self.max_occlusion <= 1.0:
             raise ValueError(f"max_occlusion must be in [0, 1], got {self.max_occlusion}")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """``reasons`` lists every failed check (empty iff ``passed``); ``ssim`` maps target id
-    to its local SSIM; ``answer_after`` is None when the edited scene has no answer."""
-
-    passed: bool
-    reasons: tuple[str, ...]
-    ssim: dict[int, float] = field(hash=False)
-    answer_before: str
-    answer_after: str | None
 
 
 def local_ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:

@@ -20,17 +20,6 @@ LETTERS = "ABCD"
 Box = tuple[int, int, int, int]
 """(x0, y0, x1, y1) in pixels, origin top-left, x1 and y1 exclusive."""
 
-SEED_STRIDE = 10_000_000
-"""Item seeds are base * SEED_STRIDE + index: distinct base seeds never share an item."""
-
-
-def item_seed(base: int, index: int) -> int:
-    """Seed of item ``index`` of the stream ``base`` (the world calls it ``scene_seed``)."""
-    if not 0 <= index < SEED_STRIDE:
-        raise ValueError(f"scene index {index} outside [0, {SEED_STRIDE})")
-    return int(base) * SEED_STRIDE + int(index)
-
-
 @dataclass(frozen=True)
 class Target:
     """An instance the question is about: its id in the item and its box on the image."""
@@ -129,4 +118,4 @@ def box_overlap(a: tuple[float, float, float, float], b: tuple[float, float, flo
     return ix * iy / area if area > 0 else 0.0
 
 
-__all__ = ["Box", "Item", "LETTERS", "Question", "SEED_STRIDE", "Target", "box_iou", "box_overlap", "item_seed"]
+__all__ = ["Box", "Item", "LETTERS", "Question", "Target", "box_iou", "box_overlap"]

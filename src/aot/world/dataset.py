@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 
 from ..io import atomic_write_bytes, atomic_write_text, png_bytes
-from ..vqa import SEED_STRIDE, item_seed  # noqa: F401  (SEED_STRIDE re-exported here)
+from ..seeds import SEED_STRIDE, item_seed  # noqa: F401  (SEED_STRIDE re-exported here)
 from .questions import QUESTION_KINDS, Question, scene_questions
 from .render import render
 from .sampler import sample_scene

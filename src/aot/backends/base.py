@@ -1,0 +1,190 @@
+"""The seam between the loop and a world of images: one base class every backend implements.
+
+The self-play loop, AOT-SFT, scoring, the evaluation and the report talk to a
+:class:`Backend` and to :class:`aot.vqa.Item`; only a backend imports its world. A backend
+gives three things (as lm-evaluation-harness's ``LM`` gives ``loglikelihood`` and
+``generate_until``):
+
+- items for a split: ``items(split, n, slot, seed)`` -> lettered questions about images,
+  ``train`` and ``eval`` disjoint;
+- an editor: ``edit(item, program)`` -> :class:`Edit` (the edited image, the boxes the
+  program touched, a mask of changed pixels, a replay key);
+- an integrity judge: ``judge(item, edit, cfg)`` -> :class:`Verdict` (pass or fail, every
+  failing reason, per-target scores).
+
+:meth:`Backend.attempt` is the one place the parse -> edit -> judge step is written out; the
+call sites read its :class:`Attempt`. Stored curricula and records carry a backend's replay
+key (``replay_key``) and the program text, so ``replay`` and ``edit`` make the images again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+from ..vqa import Box, Item, Question
+
+SPLITS: tuple[str, ...] = ("train", "eval")
+"""Item splits; a backend's train and eval items never share an image."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What a program did to an item's image."""
+
+    image: np.ndarray
+    """(H, W, 3) uint8, the edited image."""
+    program: tuple[Any, ...]
+    """The ops applied, in order."""
+    touched_boxes: tuple[Box, ...]
+    """Boxes of the ops that put content at a location, unclipped, in program order."""
+    touched_ops: tuple[int, ...]
+    """Program index of each touched box."""
+    mask: np.ndarray
+    """(H, W) bool: the pixels the edit changed."""
+    replay: dict[str, Any]
+    """JSON-able: what re-makes this edit with the same backend (the world: the clean scene
+    graph and the program text)."""
+    state: Any = None
+    """The backend's own record of the edit (the world: its ``EditResult`` with the edited
+    scene graph and occluders); the loop passes it back to the judge untouched."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``reasons`` lists every failed check (empty iff ``passed``); ``ssim`` maps target id
+    to its local SSIM; ``answer_after`` is None when the edited item has no answer (or the
+    judge cannot tell)."""
+
+    passed: bool
+    reasons: tuple[str, ...]
+    ssim: dict[int, float] = field(hash=False)
+    answer_before: str
+    answer_after: str | None
+
+
+STAGES: tuple[str, ...] = ("parse", "apply", "integrity")
+"""Where :meth:`Backend.attempt` can reject a program, in order."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One program text through parse -> edit -> judge. ``stage`` is the first failing stage
+    (None: the edit passed); later fields stay None once a stage fails."""
+
+    text: str
+    program: tuple[Any, ...] | None
+    """The parsed program; None when the text does not parse."""
+    edit: Edit | None
+    """None when the text does not parse or the program cannot be applied."""
+    verdict: Verdict | None
+    """None unless the program was applied."""
+    stage: str | None
+    error: str = ""
+    """The parse or apply error's message (empty otherwise)."""
+
+    @property
+    def passed(self) -> bool:
+        return self.stage is None
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        if self.verdict is not None:
+            return self.verdict.reasons
+        return (f"{self.stage} error: {self.error}",) if self.stage else ()
+
+
+@dataclass(frozen=True)
+class Grown:
+    """AOT-SFT's first steps for one seed: the item, or the stage that rejected it and why."""
+
+    item: Item | None
+    stage: str | None = None
+    """'question' (no question of the asked kind) or 'extension' (growing it failed)."""
+    reasons: tuple[str, ...] = ()
+
+
+class Backend(ABC):
+    """Items, an editor and an integrity judge for one kind of image (see the module doc)."""
+
+    name: ClassVar[str]
+    """The registry name (``aot.backends.BACKENDS``)."""
+    pools: ClassVar[tuple[str, ...]] = ("attack",)
+    """Kinds of item ``items`` can draw: 'attack' (what attackers edit and curricula hold) and,
+    where the backend has one, 'replay' (the defender's pre-training distribution, replayed
+    against forgetting)."""
+    question_kinds: ClassVar[tuple[str, ...]] = ()
+    """Question families its items can be asked to hold (``items(kinds=...)``)."""
+    regimes: ClassVar[Mapping[str, int]] = {}
+    """Settings AOT-SFT can grow items from and into, by name, with their canvas side."""
+    edit_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    """What ``parse`` and ``edit`` raise for a bad program (an attacker's fault, not a bug)."""
+
+    # --- items ----------------------------------------------------------------------------
+    @abstractmethod
+    def items(self, split: str, n: int, slot: int, seed: int = 0, *, pool: str = "attack", kinds: Sequence[str] | None = None) -> list[Item]:
+        """``n`` items of ``split``. ``slot`` names one of the split's disjoint sets (each use
+        in the loop, such as one iteration's curriculum or one monitor set, has its own);
+        ``seed`` picks a disjoint slice of that set (a run seed). Deterministic."""
+
+    @abstractmethod
+    def grow(self, seed: int, rng: np.random.Generator, kind: str, source: str, target: str) -> Grown:
+        """AOT-SFT steps 1-2: an item of question kind ``kind`` in setting ``source`` whose
+        question survives growing it into setting ``target`` (the world: a simple scene
+        extended into a complex one; ``rng`` draws the question)."""
+
+    @abstractmethod
+    def replay_key(self, item: Item) -> dict[str, Any]:
+        """JSON-able fields that re-make ``item``'s image (stored beside its question)."""
+
+    @abstractmethod
+    def replay(self, key: Mapping[str, Any], question: Question, seed: int = 0) -> Item:
+        """The item again, from a ``replay_key`` (extra fields in ``key`` are ignored)."""
+
+    # --- the editor and the judge -----------------------------------------------------------
+    @abstractmethod
+    def parse(self, text: str) -> tuple[Any, ...]:
+        """An attacker's program text as ops; raises one of ``edit_errors``."""
+
+    @abstractmethod
+    def edit(self, item: Item, program: Sequence[Any]) -> Edit:
+        """Apply ``program`` to ``item``'s image; raises one of ``edit_errors``."""
+
+    @abstractmethod
+    def judge(self, item: Item, edit: Edit, cfg: Any = None) -> Verdict:
+        """Does ``item``'s answer still hold on ``edit``, with its targets left alone?
+        ``cfg``: the judge's thresholds (None: its defaults)."""
+
+    def target_check(self, item: Item, edit: Edit) -> tuple[str, ...]:
+        """A cheap check AOT-SFT runs before the verdict: reasons the edit changed a target or
+        made another instance that fits the question (empty: none found). The default finds
+        none and leaves it all to ``judge``."""
+        return ()
+
+    # --- the step, written out once ----------------------------------------------------------
+    def attempt(self, item: Item, text: str, cfg: Any = None) -> Attempt:
+        """Parse ``text``, apply it to ``item``, judge the edit; never raises on a bad program."""
+        try:
+            program = tuple(self.parse(text))
+        except self.edit_errors as e:
+            return Attempt(text, None, None, None, "parse", str(e))
+        try:
+            edit = self.edit(item, program)
+        except self.edit_errors as e:
+            return Attempt(text, program, None, None, "apply", str(e))
+        verdict = self.judge(item, edit, cfg)
+        return Attempt(text, program, edit, verdict, None if verdict.passed else "integrity")
+
+    def edited_or_clean(self, item: Item, text: str, cfg: Any = None) -> np.ndarray:
+        """The edited image when ``text`` passes integrity, else the clean one (a void attack)."""
+        a = self.attempt(item, text, cfg)
+        return a.edit.image if a.passed and a.edit is not None else item.image
+
+    def replay_image(self, key: Mapping[str, Any], question: Question, program: str = "", seed: int = 0) -> tuple[Item, np.ndarray]:
+        """The item of a stored row and its image after ``program`` (the clean image when the
+        program is empty): how curricula and reports get their pictures back."""
+        item = self.replay(key, question, seed)
+        return item, (self.edit(item, self.parse(program)).image if program else item.image)
