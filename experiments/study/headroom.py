@@ -64,10 +64,11 @@ def main() -> None:
     ap.add_argument("--suite", default="vstar,clean")
     ap.add_argument("--replay", type=float, default=0.0, help="share of clean simple-scene examples mixed in (true answers)")
     ap.add_argument("--out", default="docs/study/headroom.jsonl")
+    ap.add_argument("--model", default="base", help="defender to train: 'base' (shipped) or a saved directory")
     a = ap.parse_args()
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tag = {"source": a.source, "lr": a.lr, "batch": a.batch, **({"replay": a.replay} if a.replay else {})}
+    tag = {"source": a.source, "lr": a.lr, "batch": a.batch, **({"replay": a.replay} if a.replay else {}), **({"model": a.model} if a.model != "base" else {})}
     if out.exists():
         rows = [json.loads(l) for l in out.read_text().splitlines() if l.strip()]
         if any(all(r.get(k) == v for k, v in tag.items()) and r.get("replay", 0.0) == a.replay and r["step"] == a.steps for r in rows):
@@ -75,7 +76,7 @@ def main() -> None:
             return
     from transformers import TrainerCallback
 
-    d = load_defender("base")
+    d = load_defender(a.model)
     ecfg = EvalConfig(n=a.n_eval, seed=0, strict_trials=0)
     t_train = [0.0]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 CELL = 16
-"""Pixels per side of one visual token (patch 8 x merge 2)."""
+"""Pixels per side of one visual token of the shipped defender (patch 8 x merge 2)."""
 
 
 def cell_index(x: float, y: float, width: int, cell: int = CELL) -> int:
@@ -46,9 +46,10 @@ class GroundTargets:
     """Token positions of the correct option's 'X', '.', word in the prompt; [] if not found."""
 
 
-def grounding_targets(input_ids: torch.Tensor, questions, scenes, n_completion: list[int], tok, image_token_id: int) -> GroundTargets:
+def grounding_targets(input_ids: torch.Tensor, questions, scenes, n_completion: list[int], tok, image_token_id: int, cell: int = CELL) -> GroundTargets:
     """Targets for a left-padded batch whose row i ends with a completion of ``n_completion[i]``
-    tokens of the form ``' word \\boxed{X}<|im_end|>'`` (``answer_completion``)."""
+    tokens of the form ``' word \\boxed{X}<|im_end|>'`` (``answer_completion``); ``cell``: the
+    model's visual cell side in pixels."""
     nl, dot = tok.convert_tokens_to_ids("Ċ"), tok.convert_tokens_to_ids(".")
     L = input_ids.shape[1]
     out = GroundTargets()
@@ -58,7 +59,7 @@ def grounding_targets(input_ids: torch.Tensor, questions, scenes, n_completion: 
         out.letter_pos.append(L - 4)  # ... '{' LETTER '}' <|im_end|>
         img = [j for j, t in enumerate(row) if t == image_token_id]
         objs = [scene.get(t.id) for t in q.targets]
-        cells = [cell_index(o.x, o.y, scene.width) for o in objs if o is not None]
+        cells = [cell_index(o.x, o.y, scene.width, cell) for o in objs if o is not None]
         if any(c >= len(img) for c in cells):
             raise ValueError(f"grounding_targets: row {i} has {len(img)} image tokens, fewer than its cell index {max(cells)}")
         if q.kind == "relation" and len(cells) == 2:

@@ -92,6 +92,9 @@ class PretrainConfig:
     init_from: str = ""
     """Start from a saved defender directory instead of random weights (staged experiments).
     Its dense-label heads (``pretrain_heads.safetensors``) are loaded too when present."""
+    vision_strides: tuple[int, ...] = ()
+    """Re-stride the vision stages of the ``init_from`` defender before training, keeping its
+    weights (``aot.models.restride``): (2, 2, 2, 1) gives 8-pixel cells; () keeps them."""
     schedule: str = "cosine"
     """Question-stage learning rate after warm-up: 'cosine' (decay to 5% at ``steps``) or 'constant'."""
     ground_weight: float = 0.0
@@ -415,14 +418,14 @@ HEADS_FILE = "pretrain_heads.safetensors"
 """The dense-label classifier heads, saved beside a pretraining phase's weights."""
 
 
-def grounded_losses(cfg: PretrainConfig, attns: list, input_ids: torch.Tensor, exs: list[Example], n_comp: list[int], tok, image_token_id: int) -> tuple[torch.Tensor, dict[str, float]]:
+def grounded_losses(cfg: PretrainConfig, attns: list, input_ids: torch.Tensor, exs: list[Example], n_comp: list[int], tok, image_token_id: int, cell: int = 16) -> tuple[torch.Tensor, dict[str, float]]:
     """Grounding losses (``aot.grounding``) from the attention the two layers captured."""
     from .grounding import attention_mass_loss, grounding_targets
 
     qs = [e for e in exs if e.question is not None]
     if len(qs) != len(exs):
         raise ValueError("pretrain: grounding needs question examples only (set caption_frac to 0)")
-    t = grounding_targets(input_ids, [e.question for e in exs], [e.scene for e in exs], n_comp, tok, image_token_id)
+    t = grounding_targets(input_ids, [e.question for e in exs], [e.scene for e in exs], n_comp, tok, image_token_id, cell)
     qa, ka, ma = attns[0].captured
     qb, kb, mb = attns[1].captured
     la, acc_a = attention_mass_loss(qa, ka, ma, cfg.ground_head, t.answer_pos, t.cells)
@@ -445,6 +448,10 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         from .models.defender import load_defender
 
         d = load_defender(cfg.init_from)
+        if cfg.vision_strides:
+            from .models.restride import restride
+
+            d = restride(d, cfg.vision_strides)
         model, proc = d.model, d.processor
     else:
         model, proc = build_tiny(cfg.model, seed=cfg.seed)
@@ -466,6 +473,9 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
         pheads.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("patch.")})
     pgrid = spec.image_size // spec.patch_size
     grid = (spec.image_size // spec.patch_size) // (spec.merge if spec.arch != "llava" else 1)
+    if spec.arch == "aot_vlm":  # the loaded model's strides decide its cells (restride)
+        strides = model.config.vision_strides
+        grid, pgrid = spec.image_size // math.prod(strides), spec.image_size // math.prod(strides[:-1])
     emb = model.get_input_embeddings()
     params = list(model.parameters()) + list(heads.parameters()) + list(pheads.parameters())
     vis_ids = {id(p) for n, p in model.named_parameters() if is_vision_param(n)}
@@ -562,7 +572,7 @@ def pretrain(cfg: PretrainConfig) -> dict[str, Any]:
             letter_ok = (logits[is_q, -3].argmax(-1) == tgt[is_q, -3]).float().mean() if is_q.any() else torch.tensor(0.0)
             stats: dict[str, float] = {"loss/lm": float(lm_loss.detach()), "train/letter_acc": float(letter_ok)}
             if ground_attn:
-                g_loss, g_stats = grounded_losses(cfg, ground_attn, batch["input_ids"], exs, n_comp, tok, model.config.image_token_id)
+                g_loss, g_stats = grounded_losses(cfg, ground_attn, batch["input_ids"], exs, n_comp, tok, model.config.image_token_id, spec.image_size // grid)
                 loss = loss + cfg.ground_weight * g_loss
                 stats |= g_stats
             if cfg.copy_batch:

@@ -37,6 +37,8 @@ built without torchvision).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,6 +64,7 @@ class AotVlmConfig(PretrainedConfig):
         rope_theta: float = 10000.0,
         rms_norm_eps: float = 1e-6,
         vision_channels: tuple[int, ...] | list[int] = (32, 64, 96, 128),
+        vision_strides: tuple[int, ...] | list[int] | None = None,
         patch_size: int = 8,
         spatial_merge_size: int = 2,
         temporal_patch_size: int = 2,
@@ -83,6 +86,8 @@ class AotVlmConfig(PretrainedConfig):
         self.rope_theta = rope_theta
         self.rms_norm_eps = rms_norm_eps
         self.vision_channels = list(vision_channels)
+        # one stride per stage (2 halves the side, 1 keeps it): a cell is their product in pixels
+        self.vision_strides = list(vision_strides) if vision_strides is not None else [2] * len(self.vision_channels)
         self.patch_size = patch_size
         self.spatial_merge_size = spatial_merge_size
         self.temporal_patch_size = temporal_patch_size
@@ -95,8 +100,10 @@ class AotVlmConfig(PretrainedConfig):
         if hidden_size % num_attention_heads:
             raise ValueError(f"aot_vlm: hidden_size {hidden_size} is not divisible by num_attention_heads {num_attention_heads}")
         cell = patch_size * spatial_merge_size
-        if 2 ** (len(self.vision_channels)) != cell:
-            raise ValueError(f"aot_vlm: {len(self.vision_channels)} stride-2 vision stages give {2 ** len(self.vision_channels)}-pixel cells, but patch_size x spatial_merge_size is {cell}")
+        if len(self.vision_strides) != len(self.vision_channels) or any(s not in (1, 2) for s in self.vision_strides):
+            raise ValueError(f"aot_vlm: vision_strides {self.vision_strides} must give a stride of 1 or 2 to each of the {len(self.vision_channels)} vision stages")
+        if math.prod(self.vision_strides) != cell:
+            raise ValueError(f"aot_vlm: vision_strides {self.vision_strides} give {math.prod(self.vision_strides)}-pixel cells, but patch_size x spatial_merge_size is {cell}")
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
 
@@ -129,11 +136,11 @@ def sincos_grid(h: int, w: int, dim: int, device=None, base: float = 100.0) -> t
 
 
 class ConvStage(nn.Module):
-    """Stride-2 conv then a residual 3x3 conv (GroupNorm, GELU): halves the side."""
+    """Strided conv then a residual 3x3 conv (GroupNorm, GELU): stride 2 halves the side."""
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, stride: int = 2):
         super().__init__()
-        self.down = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.down = nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
         self.norm1 = nn.GroupNorm(8, cout)
         self.conv = nn.Conv2d(cout, cout, 3, padding=1)
         self.norm2 = nn.GroupNorm(8, cout)
@@ -146,14 +153,15 @@ class ConvStage(nn.Module):
 class AotVisionEncoder(nn.Module):
     """Images -> one token per cell of ``patch_size * spatial_merge_size`` pixels.
 
-    (C, H, W) -> stem 3x3 conv -> len(vision_channels) stride-2 stages -> (H/cell, W/cell)
+    (C, H, W) -> stem 3x3 conv -> one stage per ``vision_channels`` (``vision_strides``, 2 by
+    default) -> (H/cell, W/cell)
     cells -> + 2-D position code -> linear to the text width: (H/cell * W/cell, hidden)."""
 
     def __init__(self, config: AotVlmConfig):
         super().__init__()
         ch = config.vision_channels
         self.stem = nn.Conv2d(3, ch[0], 3, padding=1)
-        self.stages = nn.ModuleList(ConvStage(a, b) for a, b in zip([ch[0]] + ch[:-1], ch))
+        self.stages = nn.ModuleList(ConvStage(a, b, s) for a, b, s in zip([ch[0]] + ch[:-1], ch, config.vision_strides))
         self.pos = nn.Linear(ch[-1], ch[-1], bias=False)
         self.proj = nn.Sequential(nn.Linear(ch[-1], config.hidden_size), nn.GELU(), nn.Linear(config.hidden_size, config.hidden_size))
         self.config = config
