@@ -140,7 +140,7 @@ def test_self_play_training_scenes_never_come_from_the_evaluation_range(seed, tm
     """Every scene the loop trains on (warm-up, attacker RL, curricula and their clean replay)
     is recorded where scenes are sampled; none may be an evaluation seed. The loop runs for real
     with the models and optimisers stubbed out."""
-    import aot.attack.data as ad
+    import aot.backends.world as bw
     import aot.data.build
     import aot.selfplay as sp
 
@@ -153,8 +153,7 @@ def test_self_play_training_scenes_never_come_from_the_evaluation_range(seed, tm
             return fn(s, *a, **k)
         return wrapped
 
-    monkeypatch.setattr(ad, "sample_scene", recording(ad.sample_scene))
-    monkeypatch.setattr(sp, "sample_scene", recording(sp.sample_scene))
+    monkeypatch.setattr(bw, "sample_scene", recording(bw.sample_scene))  # where every item of the loop is drawn
     trained: list[int] = []
     stub = _StubModel()
     monkeypatch.setattr(sp, "load_defender", lambda *_a, **_k: stub)

@@ -37,16 +37,13 @@ from .attack.model import ModelAttacker, init_attacker
 from .attack.scoring import ScoringConfig, clean_correctness, score_programs, summarize
 from .attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
 from .config import config_hash, dump_config, to_dict
+from .backends import get_backend
 from .data.sft import SFTBuildConfig
-from .edits import apply_program, parse_program
 from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .models.defender import Defender, load_defender
 from .rl.defender import QAItem, train_defender
 from .rl.grpo import RLConfig
-from .world.dataset import scene_seed
-from .world.questions import sample_question
-from .world.render import render
-from .world.sampler import sample_scene
+from .vqa import Question
 
 # seed bases (all below the evaluation range 900..999)
 WARMUP_BASE = 400
@@ -185,44 +182,25 @@ def phases(cfg: SelfPlayConfig) -> list[str]:
 
 # --- data ----------------------------------------------------------------------------
 def simple_scenes(n: int, base: int) -> list[tuple[Any, Any]]:
-    """(scene, question) pairs from the simple regime (the born defender's distribution)."""
-    out: list[tuple[Any, Any]] = []
-    i = 0
-    while len(out) < n:
-        s = scene_seed(base, i)
-        i += 1
-        sc = sample_scene(s, "simple")
-        q = sample_question(sc, np.random.default_rng([s, 0xC1]))
-        if q is not None:
-            out.append((sc, q))
-    return out
+    """(scene, question) pairs of the backend's replay pool from train slot ``base`` (the
+    world: simple scenes, the born defender's distribution)."""
+    return [(it.scene, it.question) for it in get_backend().items("train", n, base, pool="replay")]
 
 
 def clean_items(n: int, base: int, regime: str = "complex") -> list[QAItem]:
-    """Clean items: complex ones come from extended simple scenes (the curriculum's source)."""
-    if regime == "complex":
-        return [QAItem(it.image, it.question) for it in attack_items(n, base)]
-    return [QAItem(render(sc), q) for sc, q in simple_scenes(n, base)]
+    """Clean items of train slot ``base``: "complex" ones from the attack pool (the
+    curriculum's source: extended simple scenes), "simple" ones from the replay pool."""
+    pool = "attack" if regime == "complex" else "replay"
+    return [QAItem(it.image, it.question) for it in get_backend().items("train", n, base, pool=pool)]
 
 
 def monitor_sets(cfg: SelfPlayConfig) -> dict[str, Any]:
-    from .eval.seeds import eval_scene_seed
-
-    def seeded(offset: int) -> Callable[[int], int]:
-        return lambda i: eval_scene_seed(MONITOR_OFFSET + offset, cfg.seed % 100, i)
-
-    simple: list[QAItem] = []
-    i = 0
-    while len(simple) < cfg.monitor.clean_n:
-        s = seeded(0)(i)
-        i += 1
-        sc = sample_scene(s, "simple")
-        q = sample_question(sc, np.random.default_rng([s, 0xC1]))
-        if q is not None:
-            simple.append(QAItem(render(sc), q))
-    cplx = attack_items(cfg.monitor.complex_n, 0, seed_fn=seeded(1))
-    attacked = attack_items(cfg.monitor.attacked_n, 0, seed_fn=seeded(2))
-    return {"simple": simple, "complex": [QAItem(it.image, it.question) for it in cplx], "attack": attacked}
+    """Held-out sets of the eval split (slots ``MONITOR_OFFSET`` + 0, 1, 2 under the run seed)."""
+    backend, run = get_backend(), cfg.seed % 100
+    simple = backend.items("eval", cfg.monitor.clean_n, MONITOR_OFFSET, run, pool="replay")
+    cplx = backend.items("eval", cfg.monitor.complex_n, MONITOR_OFFSET + 1, run)
+    attacked = backend.items("eval", cfg.monitor.attacked_n, MONITOR_OFFSET + 2, run)
+    return {"simple": [QAItem(it.image, it.question) for it in simple], "complex": [QAItem(it.image, it.question) for it in cplx], "attack": attacked}
 
 
 def greedy_accuracy(defender: Defender, items: list[QAItem]) -> float:
@@ -237,30 +215,28 @@ def attacked_accuracy(defender: Defender, attacker: Any, items: list[AttackItem]
     edit fails integrity are scored on the clean image), plus the attacker's eval summary."""
     ev = evaluate_attacker(attacker, defender, items)
     texts = attacker.propose(items)
-    images = []
-    for it, t in zip(items, texts):
-        try:
-            res = apply_program(it.scene, parse_program(t), it.image)
-            from .integrity import check
-
-            images.append(res.image if check(it.scene, it.image, it.question, res).passed else it.image)
-        except ValueError:
-            images.append(it.image)
+    backend = get_backend()
+    images = [backend.edited_or_clean(it, t) for it, t in zip(items, texts)]
     acc = greedy_accuracy(defender, [QAItem(im, it.question) for im, it in zip(images, items)])
     return acc, ev
 
 
 def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, iteration: int, pool: list[ModelAttacker]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows {scene, question, program, effective, efficacy, source} for defender RL.
+    """Rows {seed, the backend's replay key (the world: scene), question, program, effective,
+    efficacy, source} for defender RL: what ``curriculum_items`` replays.
 
     ``attacker`` is the frozen learned attacker, a RandomAttacker (baseline) or None (clean)."""
     cc = cfg.curriculum
+    backend = get_backend()
     items = attack_items(cc.proposals, CURRICULUM_BASE + 10 * cfg.seed + iteration)
+
+    def row(it: Any, program: str, effective: bool, efficacy: float, source: str) -> dict[str, Any]:
+        return {"seed": it.seed, **backend.replay_key(it), "question": it.question.to_dict(), "program": program, "effective": effective, "efficacy": efficacy, "source": source}
+
+    n_clean = int(round(cc.size * cc.clean_replay))
+    replay = backend.items("train", n_clean, REPLAY_BASE + 10 * cfg.seed + iteration, pool="replay")
     if attacker is None:  # clean-data ablation: the same items, unedited
-        rows = [{"seed": it.seed, "scene": it.scene.to_dict(), "question": it.question.to_dict(), "program": "", "effective": False, "efficacy": 0.0, "source": "clean"} for it in items[: cc.size]]
-        n_clean = int(round(cc.size * cc.clean_replay))
-        for sc, q in simple_scenes(n_clean, REPLAY_BASE + 10 * cfg.seed + iteration):
-            rows.append({"seed": sc.seed, "scene": sc.to_dict(), "question": q.to_dict(), "program": "", "effective": False, "efficacy": 0.0, "source": "replay"})
+        rows = [row(it, "", False, 0.0, "clean") for it in items[: cc.size]] + [row(it, "", False, 0.0, "replay") for it in replay]
         return rows, {"curriculum/proposals": len(items), "curriculum/edited": 0, "curriculum/clean_replay": n_clean}
     n_pool = int(round(cc.proposals * cc.pool_share)) if cc.opponent_pool and pool else 0
     texts = attacker.propose(items[n_pool:])
@@ -280,13 +256,8 @@ def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, ite
     passing = [(i, s) for i, s in enumerate(scored) if s.passed]
     # effective first (highest efficacy), then the rest in proposal order
     passing.sort(key=lambda p: (-(p[1].reward if p[1].clean_correct else 0.0), p[0]))
-    rows = []
-    for i, s in passing[: cc.size]:
-        rows.append({"seed": items[i].seed, "scene": items[i].scene.to_dict(), "question": items[i].question.to_dict(),
-                     "program": s.text, "effective": bool(s.success), "efficacy": float(s.reward), "source": sources[i]})
-    n_clean = int(round(cc.size * cc.clean_replay))
-    for sc, q in simple_scenes(n_clean, REPLAY_BASE + 10 * cfg.seed + iteration):
-        rows.append({"seed": sc.seed, "scene": sc.to_dict(), "question": q.to_dict(), "program": "", "effective": False, "efficacy": 0.0, "source": "replay"})
+    rows = [row(items[i], s.text, bool(s.success), float(s.reward), sources[i]) for i, s in passing[: cc.size]]
+    rows += [row(it, "", False, 0.0, "replay") for it in replay]
     summ = summarize(scored)
     stats = {
         "curriculum/proposals": len(items),
@@ -301,16 +272,13 @@ def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, ite
 
 
 def curriculum_items(rows: list[dict[str, Any]]) -> list[QAItem]:
-    """(edited image, question) items from curriculum rows; images are re-rendered from the
-    scene and program (rendering and editing are deterministic)."""
-    from .world.questions import Question
-    from .world.types import Scene
-
+    """(edited image, question) items from curriculum rows; the backend makes the images again
+    from each row's replay key and program (making and editing are deterministic)."""
+    backend = get_backend()
     out = []
     for r in rows:
-        sc = Scene.from_dict(r["scene"])
-        image = apply_program(sc, parse_program(r["program"])).image if r["program"] else render(sc)
-        out.append(QAItem(image, Question.from_dict(r["question"])))
+        q = Question.from_dict(r["question"])
+        out.append(QAItem(backend.replay_image(r, q, r["program"], int(r.get("seed", 0)))[1], q))
     return out
 
 

@@ -1,7 +1,8 @@
 """The attacker (proposer) interface.
 
-An attacker reads a batch of (clean scene, clean image, question) items and writes one edit
-program per item in the text form of :mod:`aot.edits` (``parse_program`` reads it back). The
+An attacker reads a batch of :class:`aot.vqa.Item` (clean image, question, and the backend's
+scene for the attackers that read one) and writes one edit program per item in the text form
+of :mod:`aot.edits` (the backend's ``parse`` reads it back). The
 dataset builder, the self-play loop and the evaluation call only ``propose``; what sits behind
 it (random sampling, hand-written heuristics, a trained model) is chosen by name in
 :data:`aot.attack.ATTACKERS`.
@@ -13,24 +14,15 @@ on it so that a shard's content does not depend on how candidates are batched or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from ..world.questions import Question
-from ..world.types import Scene
+from ..vqa import Item
 
-
-@dataclass(frozen=True)
-class AttackItem:
-    """One thing to attack: the clean scene, its rendering (H, W, 3) uint8 and the question."""
-
-    scene: Scene
-    image: np.ndarray
-    question: Question
-    seed: int
-    """Per-item seed; a stochastic attacker draws from it alone."""
+AttackItem = Item
+"""One thing to attack: an item from a backend (its scene, image (H, W, 3) uint8, question and
+per-item seed, from which a stochastic attacker draws alone). The name is kept for attackers."""
 
 
 @runtime_checkable

@@ -4,45 +4,44 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
-import numpy as np
-
+from ..backends import Backend, get_backend
 from ..io import decode_png
-from ..world.dataset import scene_seed
-from ..world.extend import extend_scene
-from ..world.questions import Question, Target, sample_question
-from ..world.render import render
-from ..world.sampler import sample_scene
-from ..world.types import Scene
+from ..vqa import Question, Target
 from .base import AttackItem
 
-_COLUMNS = ["id", "effective", "scene", "scene_seed", "question_kind", "question", "options", "answer", "targets", "question_spec", "clean_image", "edit_program"]
+_COLUMNS = ["id", "effective", "scene_seed", "question_kind", "question", "options", "answer", "targets", "question_spec", "clean_image", "edit_program"]
 
 
-def record_item(rec: dict) -> AttackItem:
-    """An AOT-SFT record's clean side as an AttackItem (errors name the record)."""
+def record_item(rec: dict, backend: Backend | None = None) -> AttackItem:
+    """An AOT-SFT record's clean side as an item: its stored image, its question, and the
+    backend's replay key (one JSON column per field; the world: ``scene``) for the attackers
+    that read it. Errors name the record."""
+    backend = get_backend(backend)
     try:
-        scene = Scene.from_dict(json.loads(rec["scene"]))
         q = Question(
             kind=rec["question_kind"], text=rec["question"], options=tuple(rec["options"]), answer=rec["answer"],
-            targets=tuple(Target(int(t["id"]), tuple(int(v) for v in t["box"])) for t in rec["targets"]),  # type: ignore[misc]
+            targets=tuple(Target(int(t["id"]), tuple(int(v) for v in t["box"]), str(t.get("label") or "")) for t in rec["targets"]),  # type: ignore[misc]
             spec=json.loads(rec["question_spec"]),
         )
+        key = {f: json.loads(rec[f]) for f in backend.replay_fields}
         img = rec["clean_image"]
         image = decode_png(img["bytes"] if isinstance(img, dict) else img, what=f"record {rec['id']} clean_image")
+        return backend.replay(key, q, int(rec["scene_seed"]), image=image)
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise ValueError(f"record {rec.get('id', '?')}: malformed field ({type(e).__name__}: {e})") from None
-    return AttackItem(scene, image, q, int(rec["scene_seed"]))
 
 
-def sft_examples(dataset_dir: str | Path, limit: int | None = None, min_examples: int = 0) -> list[tuple[AttackItem, str]]:
+def sft_examples(dataset_dir: str | Path, limit: int | None = None, min_examples: int = 0, backend: Backend | None = None) -> list[tuple[AttackItem, str]]:
     """(item, program text) for every *effective* record of an AOT-SFT dataset, in dataset
     order; when there are fewer than ``min_examples``, integrity-passing useless edits pad the
     list (they still teach the edit language and the integrity constraints)."""
     from ..data.store import iter_records
 
+    backend = get_backend(backend)
     effective, useless = [], []
-    for rec in iter_records(dataset_dir, columns=_COLUMNS + ["category"]):
+    for rec in iter_records(dataset_dir, columns=_COLUMNS + list(backend.replay_fields) + ["category"]):
         if not rec["edit_program"]:
             continue
         if rec["effective"]:
@@ -52,7 +51,7 @@ def sft_examples(dataset_dir: str | Path, limit: int | None = None, min_examples
     chosen = effective + useless[: max(0, min_examples - len(effective))]
     if limit is not None:
         chosen = chosen[:limit]
-    return [(record_item(r), r["edit_program"]) for r in chosen]
+    return [(record_item(r, backend), r["edit_program"]) for r in chosen]
 
 
 ATTACK_EVAL_OFFSET = 90
@@ -63,36 +62,23 @@ ATTACK_COLD_START_BASE = 800
 """Scenes of heuristic-proposer edits that pad a cold start (``cold_start_examples``)."""
 
 
-def eval_attack_items(n: int, seed: int = 0) -> list[AttackItem]:
-    """Held-out attack items: seeds in the evaluation range, never trained on."""
-    from ..eval.seeds import eval_scene_seed
-
-    return attack_items(n, base_seed=0, start=0, seed_fn=lambda i: eval_scene_seed(ATTACK_EVAL_OFFSET, seed, i))
+def eval_attack_items(n: int, seed: int = 0, backend: Backend | None = None) -> list[AttackItem]:
+    """Held-out attack items: the eval split, never trained on."""
+    return get_backend(backend).items("eval", n, ATTACK_EVAL_OFFSET, seed)
 
 
-def attack_items(n: int, base_seed: int, kinds: tuple[str, ...] | None = None, start: int = 0, seed_fn=None) -> list[AttackItem]:
-    """``n`` fresh items from the AOT-SFT source distribution: a simple scene and question,
-    extended into a complex scene (extensions that fail their checks are skipped)."""
-    from ..world.questions import QUESTION_KINDS
+def attack_items(n: int, base_seed: int, kinds: tuple[str, ...] | None = None, start: int = 0, seed_fn: Callable[[int], int] | None = None,
+                 backend: Backend | None = None) -> list[AttackItem]:
+    """``n`` fresh training items from the AOT-SFT source distribution (the backend's attack
+    pool; the world: a simple scene and question extended into a complex scene), from the train
+    split's slot ``base_seed``. ``start`` and ``seed_fn`` (the world's scene seeds of item
+    ``start + i``) serve scripts that pick world seeds themselves."""
+    if seed_fn is None and start == 0:
+        return get_backend(backend).items("train", n, base_seed, kinds=kinds)
+    from ..backends.world import draw
+    from ..seeds import item_seed
 
-    kinds = kinds or QUESTION_KINDS
-    items: list[AttackItem] = []
-    i = 0
-    while len(items) < n:
-        s = seed_fn(start + i) if seed_fn else scene_seed(base_seed, start + i)
-        i += 1
-        rng = np.random.default_rng([s, 0xA77])
-        src = sample_scene(s, "simple")
-        q = sample_question(src, rng, kinds[int(rng.integers(len(kinds)))])
-        if q is None:
-            continue
-        ext = extend_scene(src, q, s)
-        if not ext.ok:
-            continue
-        items.append(AttackItem(ext.scene, render(ext.scene), ext.question, s))  # type: ignore[arg-type]
-        if i > 20 * n + 100:
-            raise RuntimeError(f"could not make {n} attack items from base seed {base_seed}")
-    return items
+    return draw(n, lambda i: seed_fn(start + i) if seed_fn else item_seed(base_seed, start + i), "attack", kinds, f"base seed {base_seed}")
 
 
 def teacher_examples(n: int, base_seed: int, teacher: str = "heuristic") -> list[tuple[AttackItem, str]]:
@@ -100,18 +86,13 @@ def teacher_examples(n: int, base_seed: int, teacher: str = "heuristic") -> list
     ``aot.attack.ATTACKERS``, default the heuristic) that pass integrity: a fallback teacher
     when AOT-SFT holds too few effective edits (e.g. a defender that is never right on clean
     images, so nothing can be flipped)."""
-    from ..edits import EditError, apply_program, parse_program
-    from ..integrity import check
     from . import make_attacker
 
     items = attack_items(2 * n, base_seed)
+    backend = get_backend()
     out = []
     for it, text in zip(items, make_attacker(teacher).propose(items)):
-        try:
-            res = apply_program(it.scene, parse_program(text), it.image)
-        except EditError:
-            continue
-        if check(it.scene, it.image, it.question, res).passed:
+        if backend.attempt(it, text).passed:
             out.append((it, text))
         if len(out) >= n:
             break

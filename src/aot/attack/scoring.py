@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..edits import EditError, apply_program, parse_program
-from ..integrity import IntegrityConfig, check
+from ..backends import Backend, get_backend
+from ..integrity import IntegrityConfig
 from ..rewards import attacker_score
 from ..vqa import LETTERS
 from .base import AttackItem
@@ -100,24 +100,20 @@ def score_programs(
     cfg: ScoringConfig,
     seed: int = 0,
     keep_images: bool = False,
+    backend: Backend | None = None,
 ) -> list[Scored]:
     """Parse, apply, check and (for passing programs) query the defender; never raises on bad text."""
     if not (len(items) == len(texts) == len(clean_correct)):
         raise ValueError(f"score_programs: {len(items)} items, {len(texts)} texts, {len(clean_correct)} clean flags")
+    backend = get_backend(backend)
     staged: list[dict[str, Any]] = []
     for it, text, cc in zip(items, texts, clean_correct):
-        rec: dict[str, Any] = {"text": text, "clean_correct": bool(cc), "ops": (), "reasons": (), "parsed": False, "passed": False, "image": None}
-        try:
-            prog = parse_program(text)
-            rec["ops"] = tuple(type(op).__name__ for op in prog)
-            result = apply_program(it.scene, prog, it.image)
-            rec["parsed"] = True
-        except EditError as e:
-            rec["reasons"] = (f"unparseable: {e}",)
-            staged.append(rec)
-            continue
-        verdict = check(it.scene, it.image, it.question, result, cfg.integrity)
-        rec["passed"], rec["reasons"], rec["image"] = verdict.passed, tuple(verdict.reasons), result.image
+        a = backend.attempt(it, text, cfg.integrity)
+        rec: dict[str, Any] = {"text": text, "clean_correct": bool(cc), "ops": tuple(type(op).__name__ for op in a.program or ()), "parsed": a.edit is not None}
+        if a.edit is None:  # a program that cannot be applied counts as unparseable too
+            rec.update(reasons=(f"unparseable: {a.error}",), passed=False, image=None)
+        else:
+            rec.update(reasons=tuple(a.verdict.reasons), passed=a.passed, image=a.edit.image)  # type: ignore[union-attr]
         staged.append(rec)
     # one batched defender call for every passing, clean-correct proposal
     ask = [i for i, r in enumerate(staged) if r["passed"] and r["clean_correct"]]

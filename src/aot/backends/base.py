@@ -120,6 +120,8 @@ class Backend(ABC):
     """Question families its items can be asked to hold (``items(kinds=...)``)."""
     regimes: ClassVar[Mapping[str, int]] = {}
     """Settings AOT-SFT can grow items from and into, by name, with their canvas side."""
+    replay_fields: ClassVar[tuple[str, ...]] = ()
+    """The keys of ``replay_key``; a record store keeps each as a JSON column."""
     edit_errors: ClassVar[tuple[type[Exception], ...]] = ()
     """What ``parse`` and ``edit`` raise for a bad program (an attacker's fault, not a bug)."""
 
@@ -141,8 +143,9 @@ class Backend(ABC):
         """JSON-able fields that re-make ``item``'s image (stored beside its question)."""
 
     @abstractmethod
-    def replay(self, key: Mapping[str, Any], question: Question, seed: int = 0) -> Item:
-        """The item again, from a ``replay_key`` (extra fields in ``key`` are ignored)."""
+    def replay(self, key: Mapping[str, Any], question: Question, seed: int = 0, image: np.ndarray | None = None) -> Item:
+        """The item again, from a ``replay_key`` (extra fields in ``key`` are ignored);
+        ``image``: its image where it was stored with the key (it is then not made again)."""
 
     # --- the editor and the judge -----------------------------------------------------------
     @abstractmethod

@@ -85,6 +85,7 @@ class WorldBackend(Backend):
     pools: ClassVar[tuple[str, ...]] = ("attack", "replay")
     question_kinds: ClassVar[tuple[str, ...]] = QUESTION_KINDS
     regimes: ClassVar[Mapping[str, int]] = {k: r.size for k, r in REGIMES.items()}
+    replay_fields: ClassVar[tuple[str, ...]] = ("scene",)
     edit_errors: ClassVar[tuple[type[Exception], ...]] = (EditError,)
 
     def items(self, split: str, n: int, slot: int, seed: int = 0, *, pool: str = "attack", kinds: Sequence[str] | None = None) -> list[Item]:
@@ -120,9 +121,9 @@ class WorldBackend(Backend):
     def replay_key(self, item: Item) -> dict[str, Any]:
         return {"scene": item.scene.to_dict()}
 
-    def replay(self, key: Mapping[str, Any], question: Question, seed: int = 0) -> Item:
+    def replay(self, key: Mapping[str, Any], question: Question, seed: int = 0, image: np.ndarray | None = None) -> Item:
         sc = Scene.from_dict(key["scene"])
-        return Item(sc, render(sc), question, seed)
+        return Item(sc, render(sc) if image is None else image, question, seed)
 
     def parse(self, text: str) -> tuple[Any, ...]:
         return parse_program(text)
