@@ -37,8 +37,6 @@ built without torchvision).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -102,8 +100,11 @@ class AotVlmConfig(PretrainedConfig):
         cell = patch_size * spatial_merge_size
         if len(self.vision_strides) != len(self.vision_channels) or any(s not in (1, 2) for s in self.vision_strides):
             raise ValueError(f"aot_vlm: vision_strides {self.vision_strides} must give a stride of 1 or 2 to each of the {len(self.vision_channels)} vision stages")
-        if math.prod(self.vision_strides) != cell:
-            raise ValueError(f"aot_vlm: vision_strides {self.vision_strides} give {math.prod(self.vision_strides)}-pixel cells, but patch_size x spatial_merge_size is {cell}")
+        side = 1
+        for s in self.vision_strides:
+            side *= s
+        if side != cell:
+            raise ValueError(f"aot_vlm: vision_strides {self.vision_strides} give {side}-pixel cells, but patch_size x spatial_merge_size is {cell}")
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
 
