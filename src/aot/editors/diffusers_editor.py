@@ -80,6 +80,8 @@ def load_pipeline(cfg: EditorConfig):
         from .tiny import build_tiny_pipeline
 
         pipe = build_tiny_pipeline(cfg.pipeline, seed=cfg.tiny_seed)
+        if cfg.dtype != "float32":
+            pipe.to(dtype=DTYPES[cfg.dtype])
     else:
         import diffusers
 
@@ -88,7 +90,7 @@ def load_pipeline(cfg: EditorConfig):
             raise ValueError(f"diffusers has no pipeline class {cfg.pipeline!r}")
         pipe = cls.from_pretrained(cfg.path, torch_dtype=DTYPES[cfg.dtype], use_safetensors=True, local_files_only=True)
         pipe.set_progress_bar_config(disable=True)
-    return pipe.to(cfg.device, DTYPES[cfg.dtype])
+    return pipe.to(cfg.device)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

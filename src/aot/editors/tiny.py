@@ -80,18 +80,22 @@ def _vae(latent_channels: int = 4, blocks: int = 2, shift_factor: float | None =
     ).eval()
 
 
-def _flux_parts(in_channels: int, out_channels: int, latent_channels: int) -> dict[str, Any]:
-    """Components shared by the Flux pipelines: two text encoders, a VAE, a 2-block transformer."""
+def _flux_parts(in_channels: int, out_channels: int, latent_channels: int, guidance_embeds: bool) -> dict[str, Any]:
+    """Components shared by the Flux pipelines: two text encoders, a VAE, a 2-block transformer,
+    and FLUX.1's scheduler settings (resolution-dependent shift)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
     tok, tok2 = clip_tokenizer(), t5_tokenizer()
     transformer = FluxTransformer2DModel(
         patch_size=1, in_channels=in_channels, out_channels=out_channels, num_layers=1, num_single_layers=1,
         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32,
-        guidance_embeds=False, axes_dims_rope=[4, 4, 8],
+        guidance_embeds=guidance_embeds, axes_dims_rope=[4, 4, 8],
     ).eval()
     return {
-        "scheduler": FlowMatchEulerDiscreteScheduler(),
+        "scheduler": FlowMatchEulerDiscreteScheduler(
+            shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+            base_image_seq_len=256, max_image_seq_len=4096,
+        ),
         "text_encoder": _clip_text_encoder(len(tok)), "tokenizer": tok,
         "text_encoder_2": _t5_encoder(len(tok2)), "tokenizer_2": tok2,
         "vae": _vae(latent_channels, shift_factor=0.0), "transformer": transformer,
@@ -104,14 +108,15 @@ def _flux_fill():
     lc, scale = 4, 2  # latent channels; vae_scale_factor of a 2-block VAE
     # the transformer reads [packed latents (4 lc) | packed masked-image latents (4 lc) | packed
     # mask (4 scale^2)] and predicts the packed velocity (4 lc)
-    return FluxFillPipeline(**_flux_parts(4 * lc + 4 * lc + 4 * scale * scale, 4 * lc, lc))
+    # guidance-distilled like FLUX.1-Fill-dev: guidance_scale enters as an embedding, one call a step
+    return FluxFillPipeline(**_flux_parts(4 * lc + 4 * lc + 4 * scale * scale, 4 * lc, lc, guidance_embeds=True))
 
 
 def _flux_inpaint():
     from diffusers import FluxInpaintPipeline
 
     lc = 4
-    return FluxInpaintPipeline(**_flux_parts(4 * lc, 4 * lc, lc))
+    return FluxInpaintPipeline(**_flux_parts(4 * lc, 4 * lc, lc, guidance_embeds=False))
 
 
 def _sd_inpaint():
