@@ -8,7 +8,8 @@ gives three things (as lm-evaluation-harness's ``LM`` gives ``loglikelihood`` an
 - items for a split: ``items(split, n, slot, seed)`` -> lettered questions about images,
   ``train`` and ``eval`` disjoint;
 - an editor: ``edit(item, program)`` -> :class:`Edit` (the edited image, the boxes the
-  program touched, a mask of changed pixels, a replay key);
+  program touched, a mask of changed pixels); editing is deterministic, so an edit's replay
+  key is its item's ``replay_key`` plus the program text;
 - an integrity judge: ``judge(item, edit, cfg)`` -> :class:`Verdict` (pass or fail, every
   failing reason, per-target scores).
 
@@ -45,9 +46,6 @@ class Edit:
     """Program index of each touched box."""
     mask: np.ndarray
     """(H, W) bool: the pixels the edit changed."""
-    replay: dict[str, Any]
-    """JSON-able: what re-makes this edit with the same backend (the world: the clean scene
-    graph and the program text)."""
     state: Any = None
     """The backend's own record of the edit (the world: its ``EditResult`` with the edited
     scene graph and occluders); the loop passes it back to the judge untouched."""

@@ -1,18 +1,20 @@
 """AOT-SFT: the adversarial dataset the paper describes but never released (the attacker's cold
 start; it can also serve defender SFT). One source scene, top to bottom:
 
-1. source: a simple-regime scene and one question about it (``scene_seed(seed, index)``);
-2. scene extension (``aot.world.extend.extend_scene``): a complex scene keeping the question's
-   targets; rejected by its composition / duplication / plausibility checks;
+1. source: a simple-regime scene and one question about it (``item_seed(seed, index)``);
+2. scene extension (the backend's ``grow``; the world: ``aot.world.extend.extend_scene``): a
+   complex scene keeping the question's targets; rejected by its composition / duplication /
+   plausibility checks;
 3. the defender answers the question on the clean extended image, greedily (the paper's
    evaluation decoding). Only a scene it gets right can host an effective edit; the others can
    still give a clean record;
 4. the proposer (``aot.attack``) writes ``edits_per_scene`` edit programs as text; each is parsed
    and applied, then
    - box check: no located op (added or moved object, patch, perturbation) overlaps a target box,
-   - description check: no added or changed object fits a target's description (a copy of the
-     target makes the question ambiguous), and no target is changed in place,
-   - the integrity verdict (``aot.integrity.check``) must pass;
+   - description check (the backend's ``target_check``): no added or changed object fits a
+     target's description (a copy of the target makes the question ambiguous), and no target
+     is changed in place,
+   - the backend's integrity verdict (the world: ``aot.integrity.check``) must pass;
 5. the defender answers each surviving edited question ``k`` times: once greedily, ``k - 1``
    times sampled at ``temperature`` (the paper's rollout temperature, 1.0). The edit is
    **effective** when the greedy answer flips (right on the clean image, wrong on the edited
@@ -47,17 +49,14 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import __version__
-from ..attack import ATTACKERS, AttackItem, Attacker, make_attacker
-from ..edits import EditError, apply_program, parse_program, program_to_json
-from ..integrity import IntegrityConfig, check
+from ..attack import ATTACKERS, Attacker, make_attacker
+from ..backends import DEFAULT_BACKEND, Backend, backend_class, get_backend
+from ..edits import program_to_json
+from ..integrity import IntegrityConfig
 from ..io import png_bytes
 from ..models.prompt import extract_choice, format_prompt
-from ..world.dataset import SEED_STRIDE, scene_seed
-from ..world.extend import extend_scene
-from ..world.questions import LETTERS, QUESTION_KINDS, Question, matches, sample_question
-from ..world.render import render
-from ..world.sampler import REGIMES, sample_scene
-from ..world.types import box_overlap
+from ..seeds import SEED_STRIDE, item_seed
+from ..vqa import LETTERS, Item, Question, box_overlap
 from .answerers import Answerer, defender_fingerprint, make_answerer
 from .store import image_value
 
@@ -72,6 +71,9 @@ EDIT_STAGES: tuple[str, ...] = ("parse", "apply", "box", "description", "integri
 """Where a proposed edit can be rejected, in pipeline order."""
 MIN_CHUNK = 16
 """Smallest chunk of scenes once a shard is nearly full (keeps the defender's batches useful)."""
+BACKEND = backend_class(DEFAULT_BACKEND)
+"""The backend builds draw from: its question kinds and regimes are the config's choices."""
+QUESTION_KINDS = BACKEND.question_kinds
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,9 @@ class SFTBuildConfig:
         if bad or not self.question_kinds:
             raise ValueError(f"question_kinds must be a non-empty subset of {QUESTION_KINDS}, got {self.question_kinds}")
         for name in (self.source_regime, self.target_regime):
-            if name not in REGIMES:
-                raise ValueError(f"unknown regime {name!r}; choose from {', '.join(REGIMES)}")
-        if REGIMES[self.target_regime].size < REGIMES[self.source_regime].size:
+            if name not in BACKEND.regimes:
+                raise ValueError(f"unknown regime {name!r}; choose from {', '.join(BACKEND.regimes)}")
+        if BACKEND.regimes[self.target_regime] < BACKEND.regimes[self.source_regime]:
             raise ValueError(f"target_regime {self.target_regime!r} has a smaller canvas than source_regime {self.source_regime!r}")
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
@@ -237,46 +239,47 @@ def _reason_key(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def prepare(cfg: SFTBuildConfig, shard: int, j: int) -> Source:
-    """Steps 1-2 for scene ``j`` of ``shard``: source scene, question, extension, render."""
-    s = scene_seed(cfg.seed, shard * SCENES_PER_SHARD + j)
+def prepare(cfg: SFTBuildConfig, shard: int, j: int, backend: Backend | None = None) -> Source:
+    """Steps 1-2 for scene ``j`` of ``shard``: source item, question, growth (the world: scene
+    extension), image."""
+    s = item_seed(cfg.seed, shard * SCENES_PER_SHARD + j)
     rng = np.random.default_rng([s, 0x5F7])
     u_kind, u_clean = rng.random(2)
     src = Source(j, s, bool(u_clean < cfg.keep_clean), tuple(bool(u < cfg.keep_useless) for u in rng.random(cfg.edits_per_scene)))
-    scene = sample_scene(s, cfg.source_regime)
     kind = cfg.question_kinds[int(u_kind * len(cfg.question_kinds))]
-    q = sample_question(scene, rng, kind)
-    if q is None:
-        src.stage, src.reasons = "question", (f"no {kind} question: none found",)
+    grown = get_backend(backend).grow(s, rng, kind, cfg.source_regime, cfg.target_regime)
+    if grown.item is None:
+        src.stage, src.reasons = grown.stage, grown.reasons
         return src
-    ext = extend_scene(scene, q, s, cfg.target_regime)
-    if not ext.ok:
-        src.stage, src.reasons = "extension", ext.reasons
-        return src
-    q = ext.question
+    q = grown.item.question
     if cfg.shuffle_options:  # the world lists yes/no and counts in order, so letters skew to A
         perm = np.random.default_rng([s, 0x0B7]).permutation(len(q.options))
         opts = tuple(q.options[i] for i in perm)
         q = dataclasses.replace(q, options=opts, answer=LETTERS[opts.index(q.answer_text)])
-    src.scene, src.question = ext.scene, q
-    src.image = render(ext.scene)
+    src.scene, src.question, src.image = grown.item.scene, q, grown.item.image
     return src
 
 
-def judge_edit(cfg: SFTBuildConfig, src: Source, ed: Edit) -> None:
-    """Step 4 for one edit: parse, apply, box check, description check, integrity verdict."""
+def _item(src: Source, seed: int) -> Item:
+    assert src.question is not None and src.image is not None
+    return Item(src.scene, src.image, src.question, seed)
+
+
+def judge_edit(cfg: SFTBuildConfig, src: Source, ed: Edit, backend: Backend | None = None) -> None:
+    """Step 4 for one edit: parse, apply, box check, target check, integrity verdict."""
+    backend = get_backend(backend)
+    item = _item(src, src.seed)
     try:
-        ed.program = parse_program(ed.text)
-    except EditError as e:
+        ed.program = backend.parse(ed.text)
+    except backend.edit_errors as e:
         ed.stage, ed.reasons = "parse", (f"parse error: {e}",)
         return
     try:
-        ed.result = apply_program(src.scene, ed.program, src.image)
-    except EditError as e:
+        ed.result = backend.edit(item, ed.program)
+    except backend.edit_errors as e:
         ed.stage, ed.reasons = "apply", (f"apply error: {e}",)
         return
-    q = src.question
-    assert q is not None
+    q = item.question
     bad = [
         f"box overlaps target: op {i + 1} ({ed.program[i].name}) box {b} covers {box_overlap(b, t.box):.0%} of target {t.id}"
         for i, b in zip(ed.result.touched_ops, ed.result.touched_boxes)
@@ -286,21 +289,11 @@ def judge_edit(cfg: SFTBuildConfig, src: Source, ed: Edit) -> None:
     if bad:
         ed.stage, ed.reasons = "box", tuple(bad)
         return
-    refs = [q.spec["a"], q.spec["b"]] if q.spec["kind"] == "relation" else [q.spec["ref"]]
-    target_ids = {t.id for t in q.targets}
-    before = {o.id: o for o in src.scene.objects}
-    bad = []
-    for o in ed.result.scene.objects:
-        if before.get(o.id) == o:
-            continue
-        if o.id in target_ids:
-            bad.append(f"target changed: object {o.id} is a target of the question")
-        elif any(matches(o, r) for r in refs):
-            bad.append(f"copy of a target: {o.size} {o.color} {o.material} {o.shape} (object {o.id}) fits the question's description")
+    bad = list(backend.target_check(item, ed.result))
     if bad:
         ed.stage, ed.reasons = "description", tuple(bad)
         return
-    ed.verdict = check(src.scene, src.image, q, ed.result, cfg.integrity)
+    ed.verdict = backend.judge(item, ed.result, cfg.integrity)
     if not ed.verdict.passed:
         ed.stage, ed.reasons = "integrity", ed.verdict.reasons
 
@@ -310,7 +303,7 @@ def _choices(answers: list[str] | None, q: Question) -> list[str | None]:
     return [extract_choice(a, q.options) for a in (answers or [])]
 
 
-def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edit | None, category: str, attacker: str) -> dict[str, Any]:
+def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edit | None, category: str, attacker: str, backend: Backend | None = None) -> dict[str, Any]:
     """One row of the store (``ed`` is None for a clean record)."""
     q = src.question
     assert q is not None and src.image is not None
@@ -333,7 +326,8 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edi
         "prompt": format_prompt(q),
         "targets": [{"id": t.id, "box": list(t.box)} for t in q.targets],
         "question_spec": json.dumps(q.spec, sort_keys=True),
-        "scene": json.dumps(src.scene.to_dict(), sort_keys=True),
+        # the backend's replay key, one JSON column per field (the world: "scene")
+        **{k: json.dumps(v, sort_keys=True) for k, v in get_backend(backend).replay_key(_item(src, src.seed)).items()},
         "clean_image": image_value(src.png),
         "edited_image": image_value(png_bytes(ed.result.image) if ed else src.png),
         "attacker": attacker if ed else "",
@@ -409,8 +403,10 @@ def build_shard(
     attacker: Attacker,
     cfg_hash: str,
     progress: Callable[[int], None] | None = None,
+    backend: Backend | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The first ``size`` records of shard ``shard`` and the shard's statistics."""
+    backend = get_backend(backend)
     rows: list[dict[str, Any]] = []
     st = _stats_skeleton()
     reasons: dict[str, Counter] = defaultdict(Counter)
@@ -423,7 +419,7 @@ def build_shard(
         if rows:  # near the end of the shard, size the chunk to what is still missing (+25%)
             per_scene = len(rows) / st["scenes"]["sampled"]
             n_scenes = max(min(cfg.chunk, MIN_CHUNK), min(cfg.chunk, math.ceil((size - len(rows)) / per_scene * 1.25)))
-        srcs = [prepare(cfg, shard, j) for j in range(j0, min(j0 + n_scenes, SCENES_PER_SHARD))]
+        srcs = [prepare(cfg, shard, j, backend) for j in range(j0, min(j0 + n_scenes, SCENES_PER_SHARD))]
         st["scenes"]["sampled"] += len(srcs)
         for src in srcs:
             if src.stage is not None:
@@ -440,7 +436,7 @@ def build_shard(
         right = [src for src in alive if src.clean_correct]
         st["scenes"]["clean_correct"] += len(right)
         # 4. proposals for the scenes the defender got right, then the checks
-        items = [AttackItem(src.scene, src.image, src.question, derive_seed(src.seed, e, 0xED)) for src in right for e in range(cfg.edits_per_scene)]
+        items = [_item(src, derive_seed(src.seed, e, 0xED)) for src in right for e in range(cfg.edits_per_scene)]
         texts = attacker.propose(items) if items else []
         if len(texts) != len(items):
             raise RuntimeError(f"attacker {attacker.name!r} returned {len(texts)} programs for {len(items)} items")
@@ -449,7 +445,7 @@ def build_shard(
         for src in right:
             for e in range(cfg.edits_per_scene):
                 ed = Edit(e, src.keep_useless[e], next(it))
-                judge_edit(cfg, src, ed)
+                judge_edit(cfg, src, ed, backend)
                 src.edits.append(ed)
                 st["edits"]["proposed"] += 1
                 if ed.stage in (None, "integrity"):
@@ -478,11 +474,11 @@ def build_shard(
                     _bump(st["by_op"], op, effective)
                 _bump(st["by_kind"], src.question.kind, effective)
                 if effective:
-                    rows.append(_record(cfg, cfg_hash, shard, src, ed, "effective", attacker.name))
+                    rows.append(_record(cfg, cfg_hash, shard, src, ed, "effective", attacker.name, backend))
                 elif ed.keep_useless:
-                    rows.append(_record(cfg, cfg_hash, shard, src, ed, "useless", attacker.name))
+                    rows.append(_record(cfg, cfg_hash, shard, src, ed, "useless", attacker.name, backend))
             if src.keep_clean:
-                rows.append(_record(cfg, cfg_hash, shard, src, None, "clean", attacker.name))
+                rows.append(_record(cfg, cfg_hash, shard, src, None, "clean", attacker.name, backend))
         j0 += len(srcs)
         chunk_i += 1
         if progress is not None:

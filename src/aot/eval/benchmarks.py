@@ -41,9 +41,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..edits import EditError, MoveObject, Op, RemoveObject, ReplaceAttrs, AddObject, apply_program, parse_program, random_program
+from ..backends import get_backend
+from ..edits import EditError, MoveObject, Op, RemoveObject, ReplaceAttrs, AddObject, apply_program, random_program
 from ..edits.ops import ABSOLUTE_OPS, OP_NAMES
-from ..integrity import check
+from ..vqa import Item as VQAItem
 from ..world import render, sample_question, sample_scene
 from ..world.questions import LETTERS, NEGATIVE_STRATEGIES, Question, Target, evaluate, existence_question, scene_questions
 from ..world.sampler import RegimeConfig
@@ -388,6 +389,7 @@ def _robust_build(cfg: EvalConfig, n: int) -> list[Item]:
         if q is None:
             return None
         image = render(scene)
+        backend, clean = get_backend("world"), VQAItem(scene, image, q, seed)
         items = [Item("robust", image, q, {"base": k, "op": "clean", "scene_seed": seed})]
         for oi, op in enumerate(ABSOLUTE_OPS):
             rng = _rng(seed, 0x20B0 + oi)
@@ -395,9 +397,9 @@ def _robust_build(cfg: EvalConfig, n: int) -> list[Item]:
                 prog = random_program(scene, rng, max_ops=1, kinds=(op,))
                 if not prog:
                     continue
-                res = apply_program(scene, prog, image)
-                if check(scene, image, q, res, cfg.integrity).passed:
-                    items.append(Item("robust", res.image, q, {"base": k, "op": op, "program": prog[0].to_text(), "scene_seed": seed}))
+                ed = backend.edit(clean, prog)
+                if backend.judge(clean, ed, cfg.integrity).passed:
+                    items.append(Item("robust", ed.image, q, {"base": k, "op": op, "program": prog[0].to_text(), "scene_seed": seed}))
                     break
         return items
 
@@ -478,20 +480,15 @@ def resolve_attacker(spec: Any):
     raise ValueError(f"unknown attacker {spec!r}; choose from {', '.join(sorted(attack.ATTACKERS))} or pass an object with propose(batch)")
 
 
-def attack_item(scene: Scene, image: np.ndarray, question: Question, seed: int):
-    """An ``aot.attack.AttackItem`` (or a stand-in with the same fields when that is missing)."""
-    try:
-        from ..attack import AttackItem
-    except ImportError:
-        from types import SimpleNamespace
-
-        return SimpleNamespace(scene=scene, image=image, question=question, seed=seed)
-    return AttackItem(scene=scene, image=image, question=question, seed=seed)
+def attack_item(scene: Scene, image: np.ndarray, question: Question, seed: int) -> VQAItem:
+    """The item an attacker reads (kept for callers of the earlier name)."""
+    return VQAItem(scene, image, question, seed)
 
 
 def _heldout_build(cfg: EvalConfig, n: int) -> list[Item]:
     attacker = resolve_attacker(cfg.attacker)
-    bases: list[tuple[Scene, np.ndarray, Question, int]] = []
+    backend = get_backend("world")
+    bases: list[VQAItem] = []
 
     def make(seed: int, k: int) -> list[Item] | None:
         scene = sample_scene(seed, "complex")
@@ -499,25 +496,20 @@ def _heldout_build(cfg: EvalConfig, n: int) -> list[Item]:
         if q is None:
             return None
         image = render(scene)
-        bases.append((scene, image, q, seed))
+        bases.append(VQAItem(scene, image, q, seed))
         return [Item("heldout", image, q, {"base": k, "role": "clean", "scene_seed": seed})]
 
     items = _draw(6, cfg, n, make)
-    texts = attacker.propose([attack_item(s, im, q, seed) for s, im, q, seed in bases])
+    texts = attacker.propose(bases)
     if len(texts) != len(bases):
         raise ValueError(f"attacker {getattr(attacker, 'name', attacker)!r} returned {len(texts)} programs for {len(bases)} items")
-    for k, ((scene, image, q, seed), text) in enumerate(zip(bases, texts)):
-        meta = {"base": k, "role": "attacked", "program": text, "parsed": False, "valid": False, "ops": [], "scene_seed": seed}
-        try:
-            prog = parse_program(text)
-            meta["parsed"], meta["ops"] = True, [op.name for op in prog]
-            res = apply_program(scene, prog, image)
-            meta["valid"] = check(scene, image, q, res, cfg.integrity).passed
-        except EditError:
-            res = None
+    for k, (base, text) in enumerate(zip(bases, texts)):
+        a = backend.attempt(base, text, cfg.integrity)
+        meta = {"base": k, "role": "attacked", "program": text, "parsed": a.program is not None, "valid": a.passed,
+                "ops": [op.name for op in a.program or ()], "scene_seed": base.seed}
         items[k].meta.update({k2: v for k2, v in meta.items() if k2 not in ("base", "role", "scene_seed")})
-        if meta["valid"] and res is not None:
-            items.append(Item("heldout", res.image, q, meta))
+        if a.passed and a.edit is not None:
+            items.append(Item("heldout", a.edit.image, base.question, meta))
     name = str(getattr(attacker, "name", type(attacker).__name__))
     for it in items:
         it.meta["attacker"] = name

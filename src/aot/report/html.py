@@ -164,13 +164,14 @@ def _resolve_entry(e: dict[str, Any], base_dir: str | Path | None) -> tuple[dict
         fields = {"question": str(q), "options": list(e.get("options") or []), "answer": e.get("answer")}
     if "clean_image" in e and "edited_image" in e:
         return fields, load_image(e["clean_image"], base_dir, "clean_image"), load_image(e["edited_image"], base_dir, "edited_image")
-    from ..edits import apply_program, parse_program
-    from ..world import render
-    from ..world.types import Scene
+    from ..backends import get_backend
+    from ..vqa import Question
 
-    scene = Scene.from_dict(e["scene"])
-    clean = render(scene)
-    return fields, clean, apply_program(scene, parse_program(e["program"]), clean).image
+    # the entry's replay key (the world: its scene graph) and program make both images again;
+    # the question only rides along, so a text-only one will do
+    q_obj = Question("", fields["question"], tuple(fields["options"]), str(fields["answer"] or ""), (), {})
+    item, edited = get_backend().replay_image(e, q_obj, e["program"])
+    return fields, item.image, edited
 
 
 def _answer(letter: Any, options: Sequence[str], truth: Any) -> str:
