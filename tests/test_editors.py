@@ -162,13 +162,18 @@ def test_apply_box_paints_only_the_box(flux_fill):
     assert np.array_equal(out[~mask], img[~mask])
 
 
-@pytest.mark.parametrize("pipeline", ["StableDiffusionInpaintPipeline", "FluxInpaintPipeline"])
+@pytest.mark.parametrize(
+    "pipeline",
+    ["StableDiffusionInpaintPipeline", "FluxInpaintPipeline", "QwenImageInpaintPipeline", "QwenImageEditInpaintPipeline"],
+)
 def test_other_pipelines_keep_pixels_outside_the_mask(pipeline):
     ed = DiffusersEditor(EditorConfig(pipeline=pipeline, path="tiny", steps=2))
     img, mask = photo(), square_mask()
-    out = ed.inpaint(img, mask, "a red cube", seed=0)
+    out = ed.inpaint(img, mask, "a red cube", seed=0)  # the Qwen edit pipeline runs at 64x64, not 1024
     assert np.array_equal(out[~mask], img[~mask])
+    assert (out[mask] != img[mask]).any()
     assert out.tobytes() == ed.inpaint(img, mask, "a red cube", seed=0).tobytes()
+    assert out.tobytes() != ed.inpaint(img, mask, "blue sphere", seed=0).tobytes()  # the prompt reaches the model
 
 
 def test_bad_inputs_are_refused_with_a_reason(flux_fill):
@@ -183,3 +188,13 @@ def test_bad_inputs_are_refused_with_a_reason(flux_fill):
         DiffusersEditor(EditorConfig(pipeline="NoSuchPipeline"))
     with pytest.raises(ValueError, match="steps"):
         EditorConfig(steps=0)
+
+
+def test_the_real_qwen_edit_module_is_kept_at_the_asked_size():
+    from diffusers import QwenImageEditInpaintPipeline
+    from diffusers.pipelines.qwenimage import pipeline_qwenimage_edit_inpaint as mod
+
+    pipe = object.__new__(QwenImageEditInpaintPipeline)  # only its class's module matters
+    with small_image_sizes(pipe, 48, 80):
+        assert mod.calculate_dimensions(1024 * 1024, 80 / 48) == (80, 48, None)
+    assert mod.calculate_dimensions(1024 * 1024, 1.0) == (1024, 1024, None)

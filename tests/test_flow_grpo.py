@@ -111,8 +111,8 @@ def square_mask() -> np.ndarray:
     return m
 
 
-def editor() -> DiffusersEditor:
-    return DiffusersEditor(EditorConfig(pipeline="FluxFillPipeline", path="tiny", steps=4))
+def editor(pipeline: str = "FluxFillPipeline") -> DiffusersEditor:
+    return DiffusersEditor(EditorConfig(pipeline=pipeline, path="tiny", steps=4))
 
 
 def redness(images: np.ndarray, requests: list[FillRequest]) -> list[float]:
@@ -120,8 +120,10 @@ def redness(images: np.ndarray, requests: list[FillRequest]) -> list[float]:
     return [float(img[r.mask][:, 0].mean() - img[r.mask][:, 1:].mean()) / 255 for img, r in zip(images, requests)]
 
 
-def test_recorded_steps_recompute_to_1e5_and_ratio_is_exactly_one():
-    ed = editor()
+# Qwen-Image edit appends the reference image's tokens to the latents: recompute must slice them off
+@pytest.mark.parametrize("pipeline", ["FluxFillPipeline", "QwenImageEditInpaintPipeline"])
+def test_recorded_steps_recompute_to_1e5_and_ratio_is_exactly_one(pipeline):
+    ed = editor(pipeline)
     with record_sde(ed.pipe, SDEConfig(window_end=2), seed=0) as calls:
         ed.inpaint_many(photo(), square_mask(), "a red cube", seed=0, n=3)
     assert len(calls) == 1 and [r.index for r in calls[0]] == [0, 1]

@@ -54,6 +54,10 @@ class EditorConfig:
     work_size: int = 0
     """0: run at the image's size (padded to the patch multiple). N: run at a copy resized so
     its longer side is about N (the size a real model was trained at, e.g. 1024 or 512)."""
+    true_cfg_scale: float = 1.0
+    """Qwen-Image pipelines' true classifier-free guidance (their default 4.0 only acts with a
+    negative prompt, which this editor does not pass); 1 = one transformer call per step, which
+    Flow-GRPO needs."""
     max_sequence_length: int = 32
     """Text tokens for pipelines that take ``max_sequence_length`` (Flux: 512 at full size)."""
     device: str = "cpu"
@@ -168,7 +172,7 @@ class DiffusersEditor:
             generator=torch.Generator("cpu").manual_seed(seed),
         )
         optional = {"guidance_scale": self.cfg.guidance, "strength": self.cfg.strength,
-                    "max_sequence_length": self.cfg.max_sequence_length}
+                    "true_cfg_scale": self.cfg.true_cfg_scale, "max_sequence_length": self.cfg.max_sequence_length}
         kwargs.update({k: v for k, v in optional.items() if v is not None and k in self._accepts})
         with small_image_sizes(self.pipe, h, w):
             images = self.pipe(**kwargs).images  # (n, h, w, 3) floats in [0, 1]
