@@ -64,10 +64,11 @@ def eval_cmd(
 
     from ..models.evaluation import EVAL_SEED_STRIDE, EVAL_SEEDS, evaluate_defender
     from . import load_defender_arg
-    from ..world import REGIMES
+    from ..backends import backend_class
 
-    if regime not in REGIMES:
-        raise typer.BadParameter(f"unknown regime {regime!r}; choose from {sorted(REGIMES)}", param_hint="--regime")
+    regimes = backend_class("world").regimes  # the born defender is evaluated on world scenes
+    if regime not in regimes:
+        raise typer.BadParameter(f"unknown regime {regime!r}; choose from {sorted(regimes)}", param_hint="--regime")
     n_seeds = (EVAL_SEEDS[1] - EVAL_SEEDS[0]) // EVAL_SEED_STRIDE  # 99; the option's help restates it
     if not 0 <= seed < n_seeds:
         raise typer.BadParameter(f"{seed} is outside the evaluation seeds 0..{n_seeds - 1}", param_hint="--seed")

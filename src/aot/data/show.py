@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io import atomic_write_bytes, decode_png, png_bytes
-from ..world.contact import contact_sheet
+from ..contact import contact_sheet
 from .store import iter_records
 
 _COLUMNS = ["id", "category", "question", "answer", "answer_text", "edit_program", "clean_image", "edited_image", "defender_clean_choice", "defender_edited_choice"]
