@@ -27,6 +27,12 @@ ALLOWED = {
     "aot.models.tokenizer": "the born defender's vocabulary is built from the world's words",
     "aot.models.evaluation": "`aot defender eval`: the born defender's accuracy per world regime",
     "aot.study": "the headroom oracle renders its replay scenes itself; it should take them from clean_items",
+    # the world's learned editor and judge: world-specific parts that belong with the world
+    # backend (move them under aot.backends and these entries go)
+    "aot.editors.world_data": "training scenes and captions of the world's diffusion editor",
+    "aot.editors.world_editor": "the world's diffusion editor speaks the world's vocabulary",
+    "aot.judge.detections": "the world judge's truth comes from the scene graph",
+    "aot.judge.model": "the world judge's labels come from the scene graph",
 }
 
 
