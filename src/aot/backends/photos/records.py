@@ -230,6 +230,7 @@ def parse_record(rec: Any, where: str, root: Path, eval_fraction: float, images:
             images[ref] = load_image(ref, root)
         except FileNotFoundError as e:
             raise PhotoDataError(f"{where}: {e}") from None
+        images[ref][0].setflags(write=False)  # shared by every item of the photo: edits copy it
     image, path = images[ref]
     h, w = image.shape[:2]
     targets = _targets(rec.get("targets"), w, h, where)
