@@ -27,6 +27,7 @@ def _register() -> None:
     from .commands import bench as bench_cmd
     from .commands import data as data_cmd
     from .commands import defender as defender_cmd
+    from .commands import editor as editor_cmd
     from .commands import eval as eval_cmd
     from .commands import study as study_cmd
     from .commands import train as train_cmd
@@ -44,6 +45,7 @@ def _register() -> None:
     app.command("study", help="All baselines at equal compute over several seeds: paired differences with bootstrap CIs.")(study_cmd.study)
     app.command("eval", help="Evaluate a model on the benchmark suite: results.json and table.md.")(eval_cmd.eval_command)
     app.command("report", help="Write a self-contained report.html from results or report data.")(eval_cmd.report_command)
+    editor_cmd.register(app)  # pretrain-editor, pretrain-judge
 
 
 _register()
