@@ -118,6 +118,7 @@ def build_world_pipeline(arch: WorldEditorArch | None = None, seed: int = 0):
         t5 = T5EncoderModel(T5Config(
             vocab_size=len(tok), d_model=arch.text_dim, d_kv=arch.text_dim // 4, d_ff=2 * arch.text_dim, num_layers=2,
             num_heads=4, relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+            dropout_rate=0.0,  # no dropout: a step is a function of (seed, step), so a resumed run matches
         ))
     pipe = FluxFillPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False),
