@@ -140,8 +140,10 @@ def test_save_load_round_trip_is_exact(tmp_path):
     a, b = state_dict(pipe), state_dict(again)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     t = make_triple(2, "simple", "add")
+    from aot.editors import DiffusersEditor
+
     ed1 = load_world_editor(path, steps=2)
-    ed2 = load_world_editor(tmp_path, steps=2)
+    ed2 = DiffusersEditor(world_editor_config(tmp_path, steps=2))  # EditorConfig.path names a saved world editor
     edit = BoxEdit("add", t.box, t.prompt)
     assert np.array_equal(ed1.apply_box(t.image, edit, seed=5)[0], ed2.apply_box(t.image, edit, seed=5)[0])
     with pytest.raises(ValueError, match="not a saved world editor"):

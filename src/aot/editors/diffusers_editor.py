@@ -37,7 +37,8 @@ class EditorConfig:
     FluxInpaintPipeline, StableDiffusionInpaintPipeline, QwenImageInpaintPipeline,
     QwenImageEditInpaintPipeline, ..."""
     path: str = "tiny"
-    """Local pipeline folder (safetensors weights; nothing is downloaded), or 'tiny' for a
+    """Local pipeline folder (safetensors weights; nothing is downloaded), a born world editor
+    saved by ``aot pretrain-editor`` (its folder or .safetensors file), or 'tiny' for a
     random-weight build from ``aot.editors.tiny``."""
     tiny_seed: int = 0
     """Weight seed of a 'tiny' build."""
@@ -78,6 +79,16 @@ class EditorConfig:
             raise ValueError(f"editor.work_size must be 0 (keep size) or positive, got {self.work_size}")
 
 
+def is_world_editor(path: str) -> bool:
+    """Whether ``path`` is a born world editor saved by ``aot pretrain-editor`` (its own format)."""
+    from pathlib import Path
+
+    from .world_editor import WEIGHTS_FILE
+
+    p = Path(path)
+    return bool(path) and ((p / WEIGHTS_FILE).is_file() or (p.suffix == ".safetensors" and p.is_file()))
+
+
 def load_pipeline(cfg: EditorConfig):
     """The pipeline ``cfg`` names: a tiny random build, or ``from_pretrained`` on a local folder."""
     if cfg.path == "tiny":
@@ -86,6 +97,10 @@ def load_pipeline(cfg: EditorConfig):
         pipe = build_tiny_pipeline(cfg.pipeline, seed=cfg.tiny_seed)
         if cfg.dtype != "float32":
             pipe.to(dtype=DTYPES[cfg.dtype])
+    elif is_world_editor(cfg.path):
+        from .world_editor import load_world_pipeline
+
+        pipe = load_world_pipeline(cfg.path).to(dtype=DTYPES[cfg.dtype])
     else:
         import diffusers
 

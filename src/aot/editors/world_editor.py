@@ -314,11 +314,12 @@ def load_world_pipeline(path: str | Path):
     return pipe
 
 
-def world_editor_config(steps: int = 8, seed: int = 0):
-    """The ``EditorConfig`` the world editor is used with (its prompt length and removal prompt)."""
+def world_editor_config(path: str | Path = "", steps: int = 8, seed: int = 0):
+    """The ``EditorConfig`` of the world editor saved at ``path``: its prompt length and its
+    removal prompt (``DiffusersEditor(world_editor_config(path))`` loads it)."""
     from .diffusers_editor import EditorConfig
 
-    return EditorConfig(pipeline="FluxFillPipeline", path="world", steps=steps, seed=seed,
+    return EditorConfig(pipeline="FluxFillPipeline", path=str(path), steps=steps, seed=seed,
                         max_sequence_length=WorldEditorArch().max_text_tokens, background_prompt=WORLD_BACKGROUND_PROMPT)
 
 
@@ -327,6 +328,6 @@ def load_world_editor(path: str | Path, steps: int = 8, seed: int = 0):
     from .diffusers_editor import DiffusersEditor
 
     pipe = load_world_pipeline(path)
-    cfg = world_editor_config(steps, seed)
+    cfg = world_editor_config(path, steps, seed)
     cfg.max_sequence_length = pipe.tokenizer.model_max_length
     return DiffusersEditor(cfg, pipe=pipe)
