@@ -20,7 +20,7 @@ from aot.editors.world_editor import (  # noqa: E402
 )
 from aot.editors.world_fidelity import fill_scores  # noqa: E402
 from aot.editors.world_loop import lr_at  # noqa: E402
-from aot.editors.world_train import EditorTrainConfig, pretrain_editor  # noqa: E402
+from aot.editors.world_train import CHECKPOINT_FILE, EditorTrainConfig, pretrain_editor  # noqa: E402
 from aot.editors.world_vae import PixelShuffleVAE  # noqa: E402
 from aot.judge.detections import Counts, Detection, Truth, match, truth_detections  # noqa: E402
 from aot.judge.model import JudgeArch, WorldJudge, cell_targets, decode, judge_loss, load_judge, save_judge, training_batch  # noqa: E402
@@ -69,6 +69,14 @@ def test_train_batch_is_a_function_of_seed_and_step():
     c = train_batch(4, 4, FillMix(), seed=1)
     assert not all(np.array_equal(x.image, y.image) for x, y in zip(a, c))
     assert len({t.image.shape for t in a}) == 1  # one regime per batch
+
+
+def test_ema_update_hand_computed():
+    from aot.editors.world_train import update_ema
+
+    ema = {"w": torch.tensor([0.0, 10.0]), "n": torch.tensor([1])}
+    update_ema(ema, {"w": torch.tensor([1.0, 0.0]), "n": torch.tensor([7])}, decay=0.9)
+    assert torch.allclose(ema["w"], torch.tensor([0.1, 9.0])) and ema["n"].item() == 7
 
 
 def test_lr_schedule_hand_computed():
@@ -173,6 +181,10 @@ def test_resumed_training_takes_the_same_steps(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     curve = json.loads((tmp_path / "b" / "curve.json").read_text())["curve"]
     assert [r["step"] for r in curve] == [1, 2, 3, 4]
+    from safetensors.torch import load_file
+
+    ckpt = load_file(str(tmp_path / "a" / CHECKPOINT_FILE))  # the shipped weights are the moving average
+    assert all(torch.equal(a[k], ckpt[f"ema.{k}"]) for k in a) and not all(torch.equal(a[k], ckpt[k]) for k in a)
 
 
 # --- Flow-GRPO on the world editor ----------------------------------------------------------------

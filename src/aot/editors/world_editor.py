@@ -283,8 +283,9 @@ def arch_from_metadata(meta: dict[str, str] | None, path: str | Path) -> WorldEd
     return WorldEditorArch(**d)
 
 
-def save_world_editor(pipe: Any, arch: WorldEditorArch, path: str | Path) -> Path:
-    """Write the weights to ``path`` (a file, or ``WEIGHTS_FILE`` in a folder) atomically."""
+def save_weights(state: dict[str, torch.Tensor], arch: WorldEditorArch, path: str | Path) -> Path:
+    """Write a world editor's weights (``state_dict`` keys) to ``path`` (a file, or
+    ``WEIGHTS_FILE`` in a folder) atomically, the architecture in the metadata."""
     from safetensors.torch import save_file
 
     from ..io import atomic_path
@@ -293,8 +294,13 @@ def save_world_editor(pipe: Any, arch: WorldEditorArch, path: str | Path) -> Pat
     if path.suffix != ".safetensors":
         path = path / WEIGHTS_FILE
     with atomic_path(path) as tmp:
-        save_file(state_dict(pipe), str(tmp), metadata=arch_metadata(arch))
+        save_file(state, str(tmp), metadata=arch_metadata(arch))
     return path
+
+
+def save_world_editor(pipe: Any, arch: WorldEditorArch, path: str | Path) -> Path:
+    """Write ``pipe``'s weights with ``save_weights``."""
+    return save_weights(state_dict(pipe), arch, path)
 
 
 def load_world_pipeline(path: str | Path):

@@ -8,8 +8,9 @@ The loop, top to bottom (``pretrain_editor(cfg)``):
      (``flow_loss``, noise from a generator seeded by (seed, step)), one AdamW step on the
      transformer and both text encoders;
   2. every ``log_every`` steps a curve row; every ``save_every`` steps (and at the end, or when
-     ``time_budget_min`` runs out) an atomic checkpoint, the weights alone
-     (``world_editor.safetensors``, what ships), ``curve.json`` and ``config.json``.
+     ``time_budget_min`` runs out) an atomic checkpoint (weights, their moving average, AdamW
+     state), the averaged weights alone (``world_editor.safetensors``, what ships),
+     ``curve.json`` and ``config.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from .world_data import FillMix, stack, train_batch
 from .world_editor import (
     WorldEditorArch, arch_from_metadata, arch_metadata, build_world_pipeline, flow_inputs, flow_loss, load_state,
-    save_world_editor, state_dict, trainable_modules,
+    save_weights, state_dict, trainable_modules,
 )
 from .world_loop import StepBar, load_checkpoint, load_optimizer_tensors, lr_at, save_checkpoint, write_json
 
@@ -49,7 +50,7 @@ class EditorTrainConfig:
     at the default mix."""
     batch_size: int = 32
     """Triples per step (one regime per step)."""
-    lr: float = 5e-4
+    lr: float = 1e-3
     """Peak AdamW learning rate."""
     warmup: int = 200
     """Linear warm-up steps."""
@@ -61,6 +62,10 @@ class EditorTrainConfig:
     """Noise levels drawn in training: 'logit_normal' or 'uniform'."""
     max_grad_norm: float = 1.0
     """Gradient-norm clip."""
+    ema: float = 0.999
+    """Decay of the weights' exponential moving average (what ``world_editor.safetensors``
+    holds; the usual remedy for a diffusion model's noisy last steps); 0 ships the raw weights.
+    The decay ramps up as min(ema, (1 + step) / (10 + step))."""
     seed: int = 0
     """Seeds the initial weights, the data stream and the noise."""
     log_every: int = 50
@@ -83,6 +88,8 @@ class EditorTrainConfig:
             raise ValueError(f"pretrain-editor: sigmas must be 'logit_normal' or 'uniform', got {self.sigmas!r}")
         if not 0.0 <= self.outside_weight <= 1.0:
             raise ValueError(f"pretrain-editor: outside_weight must be in [0, 1], got {self.outside_weight}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"pretrain-editor: ema is a decay in [0, 1), got {self.ema}")
         if self.log_every < 1 or self.save_every < 1:
             raise ValueError("pretrain-editor: log_every and save_every must be at least 1")
 
@@ -106,6 +113,15 @@ def train_step(pipe: Any, opt: torch.optim.Optimizer, params: list[torch.nn.Para
     return stats | {"lr": opt.param_groups[0]["lr"]}
 
 
+def update_ema(ema: dict[str, torch.Tensor], current: dict[str, torch.Tensor], decay: float) -> None:
+    """ema <- decay ema + (1 - decay) current, in place (non-float entries are copied)."""
+    for k, v in current.items():
+        if v.is_floating_point():
+            ema[k].lerp_(v, 1.0 - decay)
+        else:
+            ema[k].copy_(v)
+
+
 def resolved_config(cfg: EditorTrainConfig) -> dict[str, Any]:
     return asdict(cfg)
 
@@ -120,13 +136,16 @@ def pretrain_editor(cfg: EditorTrainConfig) -> dict[str, Any]:
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     start, curve = 0, []
+    ema = {k: v.clone() for k, v in state_dict(pipe).items()} if cfg.ema else {}
     ckpt = out / CHECKPOINT_FILE
     if cfg.resume and ckpt.exists():
         tensors, meta, start = load_checkpoint(ckpt)
         if arch_from_metadata(meta, ckpt) != cfg.arch:
             raise ValueError(f"{ckpt} holds another architecture ({meta['arch']}); pass a new --out or the same sizes")
-        load_state(pipe, {k: v for k, v in tensors.items() if not k.startswith("optim.")})
+        load_state(pipe, {k: v for k, v in tensors.items() if not k.startswith(("optim.", "ema."))})
         load_optimizer_tensors(opt, tensors)
+        if cfg.ema:  # a checkpoint without an average starts one from its weights
+            ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")} or {k: v.clone() for k, v in state_dict(pipe).items()}
         if (out / "curve.json").exists():
             curve = [r for r in json.loads((out / "curve.json").read_text())["curve"] if r["step"] <= start]
     write_json(out / "config.json", resolved_config(cfg))
@@ -136,14 +155,17 @@ def pretrain_editor(cfg: EditorTrainConfig) -> dict[str, Any]:
     bar = StepBar("editor", cfg.steps, start, cfg.progress)
 
     def save(step: int) -> None:
-        save_checkpoint(ckpt, state_dict(pipe), opt, step, arch_metadata(cfg.arch))
-        save_world_editor(pipe, cfg.arch, out)
+        raw = state_dict(pipe)
+        save_checkpoint(ckpt, raw | {f"ema.{k}": v for k, v in ema.items()}, opt, step, arch_metadata(cfg.arch))
+        save_weights(ema or raw, cfg.arch, out)
         write_json(out / "curve.json", {"config": resolved_config(cfg), "steps_done": step, "curve": curve})
 
     step = start
     try:
         while step < cfg.steps:
             stats = train_step(pipe, opt, params, cfg, step)
+            if cfg.ema:
+                update_ema(ema, state_dict(pipe), min(cfg.ema, (1 + step) / (10 + step)))
             step += 1
             for k, v in stats.items():
                 running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
