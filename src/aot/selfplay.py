@@ -36,8 +36,8 @@ from .attack.data import attack_items, cold_start_examples
 from .attack.model import ModelAttacker, init_attacker
 from .attack.scoring import ScoringConfig, clean_correctness, score_programs, summarize
 from .attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
-from .config import config_hash, dump_config, to_dict
-from .backends import get_backend
+from .config import dump_config, to_dict
+from .backends import Backend, BackendConfig, build_backend, without_default_backend
 from .data.sft import SFTBuildConfig
 from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
 from .models.defender import Defender, load_defender
@@ -113,6 +113,9 @@ class SelfPlayConfig:
     """Run seed; every phase derives its seeds from it."""
     defender: str = "base"
     """Starting defender: base (the shipped born defender) | PATH | HF-ID."""
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    """Whose items, editor and judge every phase uses (default: the world; photos with
+    ``data: FILE``). The AOT-SFT build and the final evaluation use it too."""
     iterations: int = 3
     """Co-evolution iterations (paper: 3)."""
     sft: SFTBuildConfig = field(default_factory=lambda: SFTBuildConfig(n=500, attacker="heuristic", shard_size=250))
@@ -158,6 +161,7 @@ class SelfPlayConfig:
 
         if self.attacker_sft_teacher not in ATTACKERS:
             raise ValueError(f"attacker_sft_teacher: unknown attacker {self.attacker_sft_teacher!r}; choose from {', '.join(sorted(ATTACKERS))}")
+        _check_backend(self)
         # the evaluation settings are used only in the last phase: check them now, not after training
         if self.eval_n < 1:
             raise ValueError(f"eval_n must be >= 1, got {self.eval_n}")
@@ -165,11 +169,32 @@ class SelfPlayConfig:
             from .eval import BENCHMARKS, resolve_suite
 
             try:
-                needs_files = [b for b in resolve_suite(self.eval_suite) if not BENCHMARKS[b].in_all]
+                needs_files = [b for b in resolve_suite(self.eval_suite, self.backend.name) if not (BENCHMARKS[b].in_all or BENCHMARKS[b].any_backend)]
             except ValueError as e:
                 raise ValueError(f"eval_suite: {e}") from None
             if needs_files:
                 raise ValueError(f"eval_suite: {', '.join(needs_files)} need(s) benchmark files; run `aot eval` on the final defender for them")
+
+
+def _check_backend(cfg: SelfPlayConfig) -> None:
+    """The run's backend reaches the AOT-SFT build (``sft.backend`` is not set apart) and every
+    attacker the run names must write for it."""
+    if cfg.backend.is_default:
+        if not cfg.sft.backend.is_default:
+            raise ValueError("sft.backend: the AOT-SFT build uses the run's backend; set backend instead")
+        return
+    if not cfg.sft.backend.is_default and cfg.sft.backend != cfg.backend:
+        raise ValueError("sft.backend: the AOT-SFT build uses the run's backend; set backend alone")
+    from .attack import ATTACKERS, takes_backend
+
+    neutral = ", ".join(sorted(a for a in ATTACKERS if takes_backend(a)))
+    for key, name in (("attacker_sft_teacher", cfg.attacker_sft_teacher), ("sft.attacker", cfg.sft.attacker)):
+        if not takes_backend(name):
+            raise ValueError(f"{key}: attacker {name!r} reads the world's scene graph; on backend {cfg.backend.name!r} set {key} to one of {neutral}")
+    try:
+        replace(cfg.sft, backend=cfg.backend)  # its kinds, regimes and attacker, checked now rather than after the warm-up
+    except ValueError as e:
+        raise ValueError(f"sft: {e}") from None
 
 
 def phases(cfg: SelfPlayConfig) -> list[str]:
@@ -181,22 +206,22 @@ def phases(cfg: SelfPlayConfig) -> list[str]:
 
 
 # --- data ----------------------------------------------------------------------------
-def simple_scenes(n: int, base: int) -> list[tuple[Any, Any]]:
+def simple_scenes(n: int, base: int, backend: Backend | BackendConfig | None = None) -> list[tuple[Any, Any]]:
     """(scene, question) pairs of the backend's replay pool from train slot ``base`` (the
     world: simple scenes, the born defender's distribution)."""
-    return [(it.scene, it.question) for it in get_backend().items("train", n, base, pool="replay")]
+    return [(it.scene, it.question) for it in build_backend(backend).items("train", n, base, pool="replay")]
 
 
-def clean_items(n: int, base: int, regime: str = "complex") -> list[QAItem]:
+def clean_items(n: int, base: int, regime: str = "complex", backend: Backend | BackendConfig | None = None) -> list[QAItem]:
     """Clean items of train slot ``base``: "complex" ones from the attack pool (the
     curriculum's source: extended simple scenes), "simple" ones from the replay pool."""
     pool = "attack" if regime == "complex" else "replay"
-    return [QAItem(it.image, it.question) for it in get_backend().items("train", n, base, pool=pool)]
+    return [QAItem(it.image, it.question) for it in build_backend(backend).items("train", n, base, pool=pool)]
 
 
 def monitor_sets(cfg: SelfPlayConfig) -> dict[str, Any]:
     """Held-out sets of the eval split (slots ``MONITOR_OFFSET`` + 0, 1, 2 under the run seed)."""
-    backend, run = get_backend(), cfg.seed % 100
+    backend, run = build_backend(cfg.backend), cfg.seed % 100
     simple = backend.items("eval", cfg.monitor.clean_n, MONITOR_OFFSET, run, pool="replay")
     cplx = backend.items("eval", cfg.monitor.complex_n, MONITOR_OFFSET + 1, run)
     attacked = backend.items("eval", cfg.monitor.attacked_n, MONITOR_OFFSET + 2, run)
@@ -210,25 +235,28 @@ def greedy_accuracy(defender: Defender, items: list[QAItem]) -> float:
     return float(np.mean([a[0] == it.question.answer for a, it in zip(ans, items)]))
 
 
-def attacked_accuracy(defender: Defender, attacker: Any, items: list[AttackItem]) -> tuple[float, dict[str, Any]]:
+def attacked_accuracy(defender: Defender, attacker: Any, items: list[AttackItem], backend: Backend | None = None) -> tuple[float, dict[str, Any]]:
     """Accuracy on held-out items after the attacker's edits that pass integrity (items whose
-    edit fails integrity are scored on the clean image), plus the attacker's eval summary."""
-    ev = evaluate_attacker(attacker, defender, items)
+    edit fails integrity are scored on the clean image), plus the attacker's eval summary.
+    ``backend``: the items' (default: the attacker's own, else the world)."""
+    backend = build_backend(backend if backend is not None else getattr(attacker, "backend", None))
+    ev = evaluate_attacker(attacker, defender, items, backend=backend)
     texts = attacker.propose(items)
-    backend = get_backend()
     images = [backend.edited_or_clean(it, t) for it, t in zip(items, texts)]
     acc = greedy_accuracy(defender, [QAItem(im, it.question) for im, it in zip(images, items)])
     return acc, ev
 
 
-def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, iteration: int, pool: list[ModelAttacker]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, iteration: int, pool: list[ModelAttacker],
+                     backend: Backend | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows {seed, the backend's replay key (the world: scene), question, program, effective,
     efficacy, source} for defender RL: what ``curriculum_items`` replays.
 
-    ``attacker`` is the frozen learned attacker, a RandomAttacker (baseline) or None (clean)."""
+    ``attacker`` is the frozen learned attacker, a RandomAttacker (baseline) or None (clean);
+    ``backend``: the run's (default: ``cfg.backend``)."""
     cc = cfg.curriculum
-    backend = get_backend()
-    items = attack_items(cc.proposals, CURRICULUM_BASE + 10 * cfg.seed + iteration)
+    backend = build_backend(backend if backend is not None else cfg.backend)
+    items = attack_items(cc.proposals, CURRICULUM_BASE + 10 * cfg.seed + iteration, backend=backend)
 
     def row(it: Any, program: str, effective: bool, efficacy: float, source: str) -> dict[str, Any]:
         return {"seed": it.seed, **backend.replay_key(it), "question": it.question.to_dict(), "program": program, "effective": effective, "efficacy": efficacy, "source": source}
@@ -252,7 +280,7 @@ def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, ite
         sources = [f"pool{j % len(pool)}" for j in range(n_pool)] + sources
     scfg = cfg.attacker.scoring
     clean = clean_correctness(defender, items, scfg, seed=cfg.seed * 7919 + iteration)
-    scored = score_programs(defender, items, texts, clean, scfg, seed=cfg.seed * 7927 + iteration)
+    scored = score_programs(defender, items, texts, clean, scfg, seed=cfg.seed * 7927 + iteration, backend=backend)
     passing = [(i, s) for i, s in enumerate(scored) if s.passed]
     # effective first (highest efficacy), then the rest in proposal order
     passing.sort(key=lambda p: (-(p[1].reward if p[1].clean_correct else 0.0), p[0]))
@@ -271,10 +299,10 @@ def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, ite
     return rows, stats
 
 
-def curriculum_items(rows: list[dict[str, Any]]) -> list[QAItem]:
+def curriculum_items(rows: list[dict[str, Any]], backend: Backend | BackendConfig | None = None) -> list[QAItem]:
     """(edited image, question) items from curriculum rows; the backend makes the images again
     from each row's replay key and program (making and editing are deterministic)."""
-    backend = get_backend()
+    backend = build_backend(backend)
     out = []
     for r in rows:
         q = Question.from_dict(r["question"])
@@ -339,10 +367,21 @@ class RunDirError(ValueError):
     to another config); the message says what to do."""
 
 
+def _hashed(cfg: SelfPlayConfig) -> dict[str, Any]:
+    """The config as its hashes read it: the default backend left out (at any depth), so runs
+    begun before there was a backend setting resume."""
+    return without_default_backend(to_dict(cfg))
+
+
 def resume_hash(cfg: SelfPlayConfig) -> str:
     """Hash of every setting that shapes training (the config less ``EVAL_ONLY_FIELDS``)."""
-    d = {k: v for k, v in to_dict(cfg).items() if k not in EVAL_ONLY_FIELDS}
+    d = {k: v for k, v in _hashed(cfg).items() if k not in EVAL_ONLY_FIELDS}
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def full_hash(cfg: SelfPlayConfig) -> str:
+    """``config_hash`` of the whole config (what checkpoints made before ``resume_hash`` hold)."""
+    return hashlib.sha256(json.dumps(_hashed(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _run_path(out: Path, p: str) -> Path:
@@ -370,7 +409,7 @@ def _prepare_run_dir(out: Path, cfg: SelfPlayConfig, resume: bool, overwrite: bo
             prev = json.loads((ckpt / "state.json").read_text())["config_hash"]
         except (ValueError, KeyError, TypeError) as e:
             raise RunDirError(f"cannot resume {out}: {ckpt / 'state.json'} is unreadable ({type(e).__name__}: {e})") from None
-        if prev not in (resume_hash(cfg), config_hash(cfg)):
+        if prev not in (resume_hash(cfg), full_hash(cfg)):
             raise RunDirError(f"cannot resume {out}: its checkpoint was made with another config (hash {prev}, this config {resume_hash(cfg)}); "
                               f"compare with {out / 'config.yaml'}, or pass --overwrite to start again")
         return ckpt
@@ -399,6 +438,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
     (tests use it to simulate a kill)."""
     out = Path(out)
     ckpt = _prepare_run_dir(out, cfg, resume, overwrite, log)
+    backend = build_backend(cfg.backend)
     out.mkdir(parents=True, exist_ok=True)
     chash = resume_hash(cfg)
     state: dict[str, Any] = {"done": [], "metrics": [], "config_hash": chash, "pool": [], "curriculum": {}}
@@ -409,7 +449,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
         state["config_hash"] = chash
         defender = load_defender(str(ckpt / "defender"))
         if (ckpt / "attacker").exists():
-            attacker = ModelAttacker.load(ckpt / "attacker")
+            attacker = ModelAttacker.load(ckpt / "attacker", backend=backend)
         # rows of a phase that finished after this checkpoint was written are dropped (it is redone)
         atomic_write_jsonl(out / "metrics.jsonl", state["metrics"])
         log(f"resuming after phase {state['done'][-1]} ({ckpt.name})")
@@ -465,17 +505,17 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             if not cfg.sft_data:
                 from .data.build import build_sft
 
-                manifest = build_sft(replace(cfg.sft, defender=base_defender_path), sft_dir, resume=True, log=log)
+                manifest = build_sft(replace(cfg.sft, defender=base_defender_path, backend=cfg.backend), sft_dir, resume=True, log=log)
                 m["sft/records"] = manifest.get("records", manifest.get("counts", {}).get("records"))
             state["sft_dir"] = str(sft_dir.resolve()) if cfg.sft_data else "sft"
         elif phase == "cold_start":
-            attacker = init_attacker(base_defender_path, _phase_seed(cfg, phase))
-            examples, n_heuristic = cold_start_examples(_run_path(out, state["sft_dir"]), cfg.attacker_sft_min_examples, cfg.seed, teacher=cfg.attacker_sft_teacher)
+            attacker = init_attacker(base_defender_path, _phase_seed(cfg, phase), backend=backend)
+            examples, n_heuristic = cold_start_examples(_run_path(out, state["sft_dir"]), cfg.attacker_sft_min_examples, cfg.seed, teacher=cfg.attacker_sft_teacher, backend=backend)
             if n_heuristic:
                 m["attacker/sft_heuristic_examples"] = n_heuristic
             m |= cold_start(attacker, examples, replace(cfg.attacker_sft, seed=_phase_seed(cfg, phase)))
         elif phase == "warmup":
-            items = clean_items(cfg.warmup.items, WARMUP_BASE + cfg.seed)
+            items = clean_items(cfg.warmup.items, WARMUP_BASE + cfg.seed, backend=backend)
             m |= train_defender(defender, items, replace(cfg.warmup.rl, seed=_phase_seed(cfg, phase)))
             m |= monitor_defender()
             if cfg.save_defenders:
@@ -483,7 +523,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
         elif phase.endswith(".attacker"):
             it = int(phase[4:].split(".")[0])
             assert attacker is not None
-            items = attack_items(cfg.attacker_items, ATTACKER_BASE + 10 * cfg.seed + it)
+            items = attack_items(cfg.attacker_items, ATTACKER_BASE + 10 * cfg.seed + it, backend=backend)
             acfg = replace(cfg.attacker, rl=replace(cfg.attacker.rl, seed=_phase_seed(cfg, phase)))
             m |= train_attacker(attacker, defender, items, acfg)
             pool_dir = out / "attackers" / f"iter{it}"
@@ -493,10 +533,10 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             m |= {"monitor/attacker_success": ev["success_rate"], "monitor/attacker_integrity": ev["integrity_pass_rate"], "monitor/attacker_parse": ev["parse_rate"], "monitor/attacker_op_mix": ev["op_mix"]}
         elif phase.endswith(".curriculum"):
             it = int(phase[4:].split(".")[0])
-            pool = [ModelAttacker.load(_run_path(out, p)) for p in state["pool"][:-1]] if cfg.curriculum.opponent_pool else []
+            pool = [ModelAttacker.load(_run_path(out, p), backend=backend) for p in state["pool"][:-1]] if cfg.curriculum.opponent_pool else []
             src = cfg.curriculum.source
-            editor = attacker if src == "attacker" else (RandomAttacker() if src == "random" else None)
-            rows, stats = build_curriculum(editor, defender, cfg, it, pool)
+            editor = attacker if src == "attacker" else (RandomAttacker(backend=backend) if src == "random" else None)
+            rows, stats = build_curriculum(editor, defender, cfg, it, pool, backend=backend)
             path = out / "curricula" / f"iter{it}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
@@ -505,7 +545,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
         elif phase.endswith(".defender"):
             it = int(phase[4:].split(".")[0])
             rows = [json.loads(line) for line in _run_path(out, state["curriculum"][str(it)]).read_text().splitlines()]
-            items = curriculum_items(rows)
+            items = curriculum_items(rows, backend)
             m |= train_defender(defender, items, replace(cfg.defender_rl, seed=_phase_seed(cfg, phase)))
             m |= monitor_defender()
             if cfg.save_defenders:
@@ -513,7 +553,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
             if attacker is not None:
                 # the same attacker against the defender it was trained on (iterN.attacker's
                 # monitor/attacker_success) and against the one just trained on its edits
-                acc, ev = attacked_accuracy(defender, attacker, mon["attack"])
+                acc, ev = attacked_accuracy(defender, attacker, mon["attack"], backend)
                 m["monitor/attacked_acc"] = acc
                 m["monitor/attacker_success_vs_new"] = ev["success_rate"]
         elif phase == "eval":
@@ -534,14 +574,17 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
     from .eval.suite import run_suite, write_results
     from .report import attack_gallery, build_report, change_summary, table_from_results
 
-    ecfg = EvalConfig(n=cfg.eval_n, seed=cfg.seed % 100)
+    world = cfg.backend.is_default
+    # on another backend the held-out attacker of the suite must write its edit language
+    ecfg = EvalConfig(n=cfg.eval_n, seed=cfg.seed % 100, backend=cfg.backend, **({} if world else {"attacker": attacker if attacker is not None else "random"}))
     base = load_defender(cfg.defender)
     results = {"base": run_suite(base, cfg.eval_suite, ecfg), "final": run_suite(defender, cfg.eval_suite, ecfg)}
     for name, res in results.items():
         write_results(res, out / "eval" / name)
     data: dict[str, Any] = {
         "title": f"AOT run {out.name}",
-        "notes": f"Born defender vs the defender after {cfg.iterations} AOT iteration(s); greedy and strict-3 metrics on held-out world benchmarks ({cfg.eval_n} units each).",
+        "notes": f"Born defender vs the defender after {cfg.iterations} AOT iteration(s); greedy and strict-3 metrics on held-out "
+                 f"{'world benchmarks' if world else f'items of backend {cfg.backend.name}'} ({cfg.eval_n} units each).",
         "table": table_from_results({"base": [results["base"]], "final": [results["final"]]}),
         "per_iteration": per_iteration(state["metrics"] if state else []),
     }
@@ -553,7 +596,7 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
         data["summary"] = f"The summary of changes could not be computed: {e}"
     try:
         # at least 32 attacked questions, so that even a small run has a few fooling edits to show
-        data["gallery"] = attack_gallery(base, defender, ecfg, attacker=attacker if attacker is not None else "heuristic", questions=max(cfg.eval_n, 32))
+        data["gallery"] = attack_gallery(base, defender, ecfg, attacker=attacker if attacker is not None else ("heuristic" if world else "random"), questions=max(cfg.eval_n, 32))
     except Exception as e:
         log(f"attack gallery skipped: {e}")
         data["gallery"] = {"entries": [], "note": f"The attack gallery could not be built: {e}"}

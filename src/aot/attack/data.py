@@ -81,17 +81,17 @@ def attack_items(n: int, base_seed: int, kinds: tuple[str, ...] | None = None, s
     return draw(n, lambda i: seed_fn(start + i) if seed_fn else item_seed(base_seed, start + i), "attack", kinds, f"base seed {base_seed}")
 
 
-def teacher_examples(n: int, base_seed: int, teacher: str = "heuristic") -> list[tuple[AttackItem, str]]:
+def teacher_examples(n: int, base_seed: int, teacher: str = "heuristic", backend: Backend | None = None) -> list[tuple[AttackItem, str]]:
     """Up to ``n`` (item, program) pairs written by the ``teacher`` proposer (a name in
     ``aot.attack.ATTACKERS``, default the heuristic) that pass integrity: a fallback teacher
     when AOT-SFT holds too few effective edits (e.g. a defender that is never right on clean
     images, so nothing can be flipped)."""
     from . import make_attacker
 
-    items = attack_items(2 * n, base_seed)
-    backend = get_backend()
+    backend = get_backend(backend)
+    items = attack_items(2 * n, base_seed, backend=backend)
     out = []
-    for it, text in zip(items, make_attacker(teacher).propose(items)):
+    for it, text in zip(items, make_attacker(teacher, backend=backend).propose(items)):
         if backend.attempt(it, text).passed:
             out.append((it, text))
         if len(out) >= n:
@@ -100,12 +100,13 @@ def teacher_examples(n: int, base_seed: int, teacher: str = "heuristic") -> list
 
 
 def cold_start_examples(
-    dataset_dir: str | Path, min_examples: int = 0, seed: int = 0, limit: int | None = None, teacher: str = "heuristic"
+    dataset_dir: str | Path, min_examples: int = 0, seed: int = 0, limit: int | None = None, teacher: str = "heuristic",
+    backend: Backend | None = None,
 ) -> tuple[list[tuple[AttackItem, str]], int]:
     """The attacker's cold-start set: the effective edits of an AOT-SFT dataset (``sft_examples``,
     at most ``limit``), padded to ``min_examples`` with its integrity-passing useless edits, then
     with ``teacher``-proposer edits that pass integrity on fresh scenes (base
     ``ATTACK_COLD_START_BASE + seed``). Returns the examples and how many came from the teacher."""
-    examples = sft_examples(dataset_dir, limit, min_examples=min_examples)
-    extra = teacher_examples(min_examples - len(examples), ATTACK_COLD_START_BASE + seed, teacher) if len(examples) < min_examples else []
+    examples = sft_examples(dataset_dir, limit, min_examples=min_examples, backend=backend)
+    extra = teacher_examples(min_examples - len(examples), ATTACK_COLD_START_BASE + seed, teacher, backend) if len(examples) < min_examples else []
     return examples + extra, len(extra)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..backends import get_backend
 from ..edits.ops import MAX_OPS
 from ..models.defender import Defender, conversation, load_defender
 from ..vqa import LETTERS, Question
@@ -33,7 +34,10 @@ def attacker_prompt(question: Question, width: int, height: int) -> str:
 
 
 def item_prompt(item: AttackItem) -> str:
-    return attacker_prompt(item.question, item.scene.width, item.scene.height)
+    """The prompt of ``item``; its canvas is its image's size (the world renders a scene at its
+    own size, so this is the scene's, without reading the scene)."""
+    h, w = item.image.shape[:2]
+    return attacker_prompt(item.question, w, h)
 
 
 def item_conversation(item: AttackItem) -> list[dict[str, Any]]:
@@ -48,15 +52,20 @@ class ModelAttacker:
     (:class:`~aot.attack.constrained.EditProgramLogitsProcessor`), so every proposal parses,
     with at most ``max_ops`` ops, within ``max_new_tokens``; with ``scene_bounds`` (default)
     coordinates are also kept within the batch's canvases (``scene_bounds``) and each proposal
-    may name only the object ids of its own item's scene."""
+    may name only the object ids of its own item's scene.
+
+    The grammar is the world's edit language (``Backend.edit_grammar == "aot.edits"``); on a
+    backend without one (``backend``) the attacker decodes freely, ``constrained`` notwithstanding,
+    and the backend's ``parse`` rejects what does not parse."""
 
     name = "model"
 
     def __init__(
         self, vlm: Defender, do_sample: bool = False, temperature: float = 1.0, max_new_tokens: int = 24, batch_size: int = 64,
-        constrained: bool = True, max_ops: int = MAX_OPS, scene_bounds: bool = True,
+        constrained: bool = True, max_ops: int = MAX_OPS, scene_bounds: bool = True, backend: Any = None,
     ):
         self.vlm = vlm
+        self.backend = backend
         self.do_sample, self.temperature = do_sample, temperature
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.constrained, self.max_ops, self.scene_bounds = constrained, max_ops, scene_bounds
@@ -72,7 +81,7 @@ class ModelAttacker:
         largest canvas, and the rows of the next ``generate`` calls naming only the ids of
         ``batch[0]``, ``batch[1]``, ... in turn (one row per item, as in ``propose``). Built once
         per setting, its state cache reused across calls."""
-        if not self.constrained:
+        if not self.constrained or not has_grammar(self.backend):
             return None
         bounds = scene_bounds([it.scene for it in batch], self.max_ops) if self.scene_bounds and batch else {}
         if bounds:  # each row names only its own scene's ids (set below); the shared grammar needs no id bound
@@ -109,6 +118,11 @@ class ModelAttacker:
         if not (p / META).exists():
             raise FileNotFoundError(f"{p} is not a saved model attacker (no {META}); train one with `aot attacker train`")
         return ModelAttacker(load_defender(str(p)), **kwargs)
+
+
+def has_grammar(backend: Any = None) -> bool:
+    """Whether :mod:`aot.attack.constrained`'s grammar describes ``backend``'s programs."""
+    return get_backend(backend).edit_grammar == "aot.edits"
 
 
 def init_attacker(init: str = "base", seed: int = 0, **kwargs: Any) -> ModelAttacker:

@@ -108,7 +108,7 @@ def score_programs(
     backend = get_backend(backend)
     staged: list[dict[str, Any]] = []
     for it, text, cc in zip(items, texts, clean_correct):
-        a = backend.attempt(it, text, cfg.integrity)
+        a = backend.attempt(it, text, backend.run_judge_settings(cfg.integrity))
         rec: dict[str, Any] = {"text": text, "clean_correct": bool(cc), "ops": tuple(type(op).__name__ for op in a.program or ()), "parsed": a.edit is not None}
         if a.edit is None:  # a program that cannot be applied counts as unparseable too
             rec.update(reasons=(f"unparseable: {a.error}",), passed=False, image=None)

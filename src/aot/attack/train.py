@@ -17,7 +17,7 @@ from .base import AttackItem
 from ..sft import SFTConfig, sft_vlm
 from ..edits.ops import MAX_OPS
 from .constrained import EditProgramLogitsProcessor, scene_bounds
-from .model import ModelAttacker, item_conversation, item_prompt
+from .model import ModelAttacker, has_grammar, item_conversation, item_prompt
 from .scoring import ScoringConfig, Scored, breakdown, clean_correctness, score_programs, summarize
 
 
@@ -34,8 +34,9 @@ class AttackerReward:
 
     __name__ = "attacker_reward"
 
-    def __init__(self, defender: Any, items: Sequence[AttackItem], clean_correct: Sequence[bool], cfg: ScoringConfig, seed: int = 0):
+    def __init__(self, defender: Any, items: Sequence[AttackItem], clean_correct: Sequence[bool], cfg: ScoringConfig, seed: int = 0, backend: Any = None):
         self.defender, self.items, self.clean, self.cfg = defender, list(items), list(clean_correct), cfg
+        self.backend = backend
         self.calls = 0
         self.seed = seed
         self.history: list[Scored] = []
@@ -45,7 +46,7 @@ class AttackerReward:
         items = [self.items[i] for i in item_id]
         clean = [self.clean[i] for i in item_id]
         self.calls += 1
-        scored = score_programs(self.defender, items, texts, clean, self.cfg, seed=self.seed * 100_003 + self.calls)
+        scored = score_programs(self.defender, items, texts, clean, self.cfg, seed=self.seed * 100_003 + self.calls, backend=self.backend)
         self.history.extend(scored)
         return [s.reward for s in scored]
 
@@ -126,8 +127,8 @@ def _train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Atta
     ds = Dataset.from_dict(
         {"prompt": [item_conversation(it) for it in items], "image": [to_pil(it.image) for it in items], "item_id": list(range(len(items)))}
     )
-    reward = AttackerReward(defender, items, clean, cfg.scoring, seed=cfg.rl.seed)
-    proc = rollout_processor(attacker, cfg, items) if cfg.constrained else None
+    reward = AttackerReward(defender, items, clean, cfg.scoring, seed=cfg.rl.seed, backend=getattr(attacker, "backend", None))
+    proc = rollout_processor(attacker, cfg, items) if cfg.constrained and has_grammar(getattr(attacker, "backend", None)) else None
     with tempfile.TemporaryDirectory(prefix="aot-attacker-grpo-") as tmp:
         tr = make_trainer(attacker.model, attacker.vlm.processor, ds, [reward], cfg.rl, tmp, desc="attacker GRPO", logits_processor=proc)
         tr.train()
@@ -152,14 +153,16 @@ def _train_attacker(attacker: ModelAttacker, defender: Any, items: Sequence[Atta
     }
 
 
-def evaluate_attacker(attacker: Any, defender: Any, items: Sequence[AttackItem], cfg: ScoringConfig | None = None) -> dict[str, Any]:
+def evaluate_attacker(attacker: Any, defender: Any, items: Sequence[AttackItem], cfg: ScoringConfig | None = None, backend: Any = None) -> dict[str, Any]:
     """Success rate (share of proposals that pass integrity and flip a clean-correct answer),
-    integrity pass rate, parse rate and operation mix, with a greedy defender."""
+    integrity pass rate, parse rate and operation mix, with a greedy defender. ``backend``
+    (default: the attacker's own, else the world) judges the proposals."""
+    backend = backend if backend is not None else getattr(attacker, "backend", None)
     cfg = cfg or ScoringConfig(k=1, temperature=0.0)
     t0 = time.perf_counter()
     clean = clean_correctness(defender, items, cfg)
     texts = attacker.propose(items)
-    scored = score_programs(defender, items, texts, clean, cfg)
+    scored = score_programs(defender, items, texts, clean, cfg, backend=backend)
     out = summarize(scored)
     out["attacker"] = getattr(attacker, "name", type(attacker).__name__)
     out["seconds"] = time.perf_counter() - t0

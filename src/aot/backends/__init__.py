@@ -16,6 +16,7 @@ from .base import SPLITS, STAGES, Attempt, Backend, Edit, Grown, Verdict
 
 BACKENDS: dict[str, str | type[Backend]] = {
     "world": "aot.backends.world:WorldBackend",
+    "photos": "aot.backends.photos:PhotoBackend",
 }
 """Registered backends: a class, or where to import it from."""
 DEFAULT_BACKEND = "world"
@@ -32,12 +33,17 @@ def register_backend(name: str, target: str | type[Backend]) -> None:
     BACKENDS[name] = target
 
 
-def backend_class(name: str) -> type[Backend]:
-    """The class registered as ``name``; an unknown name is answered with the close ones."""
+def check_backend_name(name: str) -> None:
+    """Raise for a name that is not registered, naming the close ones (imports nothing)."""
     if name not in BACKENDS:
         near = difflib.get_close_matches(name, list(BACKENDS), n=3)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
         raise ValueError(f"unknown backend {name!r}; choose from {', '.join(sorted(BACKENDS))}{hint}")
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered as ``name``; an unknown name is answered with the close ones."""
+    check_backend_name(name)
     target = BACKENDS[name]
     if isinstance(target, str):
         module, _, attr = target.partition(":")
@@ -59,7 +65,9 @@ def get_backend(name: str | Backend | None = None, **options: Any) -> Backend:
     return _shared[name]
 
 
+from .config import BackendConfig, build_backend, without_default_backend  # noqa: E402  (it reads the registry above)
+
 __all__ = [
-    "BACKENDS", "DEFAULT_BACKEND", "SPLITS", "STAGES", "Attempt", "Backend", "Edit", "Grown", "Verdict",
+    "BACKENDS", "DEFAULT_BACKEND", "BackendConfig", "build_backend", "check_backend_name", "without_default_backend", "SPLITS", "STAGES", "Attempt", "Backend", "Edit", "Grown", "Verdict",
     "backend_class", "get_backend", "register_backend",
 ]

@@ -20,13 +20,14 @@ key (``replay_key``) and the program text, so ``replay`` and ``edit`` make the i
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from ..vqa import Box, Item, Question
+from ..vqa import Box, Item, Question, box_overlap
 
 SPLITS: tuple[str, ...] = ("train", "eval")
 """Item splits; a backend's train and eval items never share an image."""
@@ -122,6 +123,19 @@ class Backend(ABC):
     """The keys of ``replay_key``; a record store keeps each as a JSON column."""
     edit_errors: ClassVar[tuple[type[Exception], ...]] = ()
     """What ``parse`` and ``edit`` raise for a bad program (an attacker's fault, not a bug)."""
+    judge_settings: ClassVar[type | None] = None
+    """The class of the run configs' ``integrity`` settings that this backend's ``judge`` reads
+    (the world: ``aot.integrity.IntegrityConfig``). None: its judge is set up by the backend's
+    own options, and the run configs' integrity settings (the world's thresholds) do not apply
+    to it (see ``run_judge_settings``)."""
+    box_ops: ClassVar[tuple[str, ...]] = ()
+    """Ops of its edit language that need only a box, as program lines with ``{box}`` where
+    ``X0 Y0 X1 Y1`` goes (e.g. ``"patch {box} grey"``): what the default ``random_program``
+    writes. Empty: the backend writes its own random programs, or has none."""
+    edit_grammar: ClassVar[str] = ""
+    """The decoding grammar a model attacker can write this backend's programs under ("aot.edits":
+    the grammar of :mod:`aot.attack.constrained`). Empty: none; a model attacker decodes freely
+    and ``parse`` rejects what does not parse."""
 
     # --- items ----------------------------------------------------------------------------
     @abstractmethod
@@ -165,6 +179,50 @@ class Backend(ABC):
         none and leaves it all to ``judge``."""
         return ()
 
+    def run_judge_settings(self, cfg: Any) -> Any:
+        """What to hand ``judge`` from a run config's ``integrity`` settings: ``cfg`` when this
+        backend's judge reads settings of its class (``judge_settings``), else None (the judge's
+        own, from the backend's options)."""
+        return cfg if self.judge_settings is not None and isinstance(cfg, self.judge_settings) else None
+
+    def program_json(self, program: Sequence[Any]) -> list[dict[str, Any]]:
+        """A parsed program as JSON-able dicts (what a record's ``edit_json`` holds): each op's
+        ``to_json()`` where it has one, else its dataclass fields under its name."""
+        out = []
+        for op in program:
+            if hasattr(op, "to_json"):
+                out.append(op.to_json())
+            else:
+                out.append({"op": getattr(op, "name", type(op).__name__), **(dataclasses.asdict(op) if dataclasses.is_dataclass(op) else {"text": str(op)})})
+        return out
+
+    # --- what attackers write ---------------------------------------------------------------
+    def random_program(self, item: Item, rng: np.random.Generator, max_ops: int = 2, ops: Sequence[str] | None = None) -> str:
+        """A random program for ``item`` in this backend's edit language, as text: the random
+        attacker's proposal. ``ops``: op names to draw from (None: all). The default writes 1
+        to ``max_ops`` of ``box_ops``, each box drawn inside the image at 10-30% of each side and,
+        where one is found, clear of every target box; a backend without ``box_ops`` must
+        override it. Deterministic given ``rng``."""
+        templates = [t for t in self.box_ops if ops is None or t.split(" ", 1)[0] in ops]
+        if not templates:
+            raise NotImplementedError(f"backend {self.name!r} declares no box ops and writes no random programs" + (f" of ops {list(ops)}" if ops else ""))
+        h, w = item.image.shape[:2]
+        lines = []
+        for _ in range(int(rng.integers(1, max_ops + 1))):
+            t = templates[int(rng.integers(len(templates)))]
+            lines.append(t.format(box=" ".join(str(v) for v in random_box(rng, w, h, [tg.box for tg in item.targets]))))
+        return "\n".join(lines)
+
+    @classmethod
+    def default_growth(cls) -> tuple[str, str]:
+        """AOT-SFT's (source, target) settings when a build names none: the smallest and the
+        largest of ``regimes`` (the world: simple into complex; photos: as in the file, then
+        outpainted)."""
+        if not cls.regimes:
+            raise ValueError(f"backend {cls.name!r} has no regimes to grow AOT-SFT items in")
+        order = sorted(cls.regimes, key=lambda r: cls.regimes[r])
+        return order[0], order[-1]
+
     # --- the step, written out once ----------------------------------------------------------
     def attempt(self, item: Item, text: str, cfg: Any = None) -> Attempt:
         """Parse ``text``, apply it to ``item``, judge the edit; never raises on a bad program."""
@@ -189,3 +247,16 @@ class Backend(ABC):
         program is empty): how curricula and reports get their pictures back."""
         item = self.replay(key, question, seed)
         return item, (self.edit(item, self.parse(program)).image if program else item.image)
+
+
+def random_box(rng: np.random.Generator, width: int, height: int, avoid: Sequence[Box], tries: int = 20) -> Box:
+    """A box inside a ``width`` x ``height`` image at 10-30% of each side, clear of every box in
+    ``avoid`` if one is found in ``tries`` draws (else the last draw: the judge rejects it)."""
+    box: Box = (0, 0, 1, 1)
+    for _ in range(tries):
+        bw, bh = max(1, int(width * rng.uniform(0.1, 0.3))), max(1, int(height * rng.uniform(0.1, 0.3)))
+        x0, y0 = int(rng.integers(0, width - bw + 1)), int(rng.integers(0, height - bh + 1))
+        box = (x0, y0, x0 + bw, y0 + bh)
+        if not any(box_overlap(box, a) > 0 for a in avoid):
+            break
+    return box

@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from ..edits import EditError, apply_program, parse_program
+from ..edits import EditError, apply_program, format_program, parse_program, program_to_json, random_program
 from ..integrity import IntegrityConfig, check
 from ..seeds import EVAL_BASES, MAX_RUN_SEED, RUN_STRIDE, item_seed
 from ..vqa import Item, Question
@@ -87,6 +87,8 @@ class WorldBackend(Backend):
     regimes: ClassVar[Mapping[str, int]] = {k: r.size for k, r in REGIMES.items()}
     replay_fields: ClassVar[tuple[str, ...]] = ("scene",)
     edit_errors: ClassVar[tuple[type[Exception], ...]] = (EditError,)
+    judge_settings: ClassVar[type | None] = IntegrityConfig
+    edit_grammar: ClassVar[str] = "aot.edits"
 
     def items(self, split: str, n: int, slot: int, seed: int = 0, *, pool: str = "attack", kinds: Sequence[str] | None = None) -> list[Item]:
         if split not in SPLITS:
@@ -136,6 +138,14 @@ class WorldBackend(Backend):
 
     def judge(self, item: Item, edit: Edit, cfg: IntegrityConfig | None = None) -> Verdict:
         return check(item.scene, item.image, item.question, edit.state, cfg)
+
+    def program_json(self, program: Sequence[Any]) -> list[dict[str, Any]]:
+        return program_to_json(program)
+
+    def random_program(self, item: Item, rng: np.random.Generator, max_ops: int = 2, ops: Sequence[str] | None = None) -> str:
+        """:func:`aot.edits.random_program` on the item's scene graph (programs that always
+        apply; ``ops`` default: the eight absolute ops)."""
+        return format_program(random_program(item.scene, rng, max_ops, ops))
 
     def target_check(self, item: Item, edit: Edit) -> tuple[str, ...]:
         """Objects the edit changed that are targets, or that now fit one of the question's

@@ -49,9 +49,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import __version__
-from ..attack import ATTACKERS, Attacker, make_attacker
-from ..backends import DEFAULT_BACKEND, Backend, backend_class, get_backend
-from ..edits import program_to_json
+from ..attack import ATTACKERS, Attacker, make_attacker, takes_backend
+from ..backends import DEFAULT_BACKEND, Backend, BackendConfig, backend_class, build_backend
 from ..integrity import IntegrityConfig
 from ..io import png_bytes
 from ..models.prompt import extract_choice, format_prompt
@@ -72,7 +71,7 @@ EDIT_STAGES: tuple[str, ...] = ("parse", "apply", "box", "description", "integri
 MIN_CHUNK = 16
 """Smallest chunk of scenes once a shard is nearly full (keeps the defender's batches useful)."""
 BACKEND = backend_class(DEFAULT_BACKEND)
-"""The backend builds draw from: its question kinds and regimes are the config's choices."""
+"""The default backend: its question kinds and regimes are the config's defaults."""
 QUESTION_KINDS = BACKEND.question_kinds
 
 
@@ -84,6 +83,9 @@ class SFTBuildConfig:
     """Records to write (effective pairs plus the kept useless and clean ones)."""
     seed: int = 0
     """Base seed: scenes, questions, extensions, edits and defender sampling all derive from it."""
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    """Whose items, editor and judge (default: the world). On another backend the question
+    kinds and regimes, left at the world's defaults, become that backend's own."""
     shard_size: int = 500
     """Records per parquet shard; the unit of parallelism and of resumption."""
     attacker: str = "random"
@@ -93,14 +95,14 @@ class SFTBuildConfig:
     attacker_options: dict[str, Any] = field(default_factory=dict)
     """Extra constructor arguments of the proposer (e.g. a trained attacker's checkpoint path)."""
     question_kinds: tuple[str, ...] = QUESTION_KINDS
-    """Question kinds to draw from (relation, attribute, existence, count)."""
+    """Question kinds to draw from (the world: relation, attribute, existence, count)."""
     shuffle_options: bool = False
     """Permute every question's options (seeded per scene) so answer letters are balanced: the
     world lists yes/no and consecutive counts in order, which skews answers towards A."""
     source_regime: str = "simple"
-    """Regime of the source scenes."""
+    """Regime of the source scenes (the backend's ``regimes``; photos: photo)."""
     target_regime: str = "complex"
-    """Regime the scene extension grows them into."""
+    """Regime the scene extension grows them into (photos: extended, by outpainting)."""
     defender: str = "base"
     """Who answers: "base" (the shipped born defender), a tiny registry name, a directory, or
     "scripted[:p_wrong]" (a deterministic stand-in for tests)."""
@@ -139,13 +141,17 @@ class SFTBuildConfig:
             raise ValueError(f"unknown attacker {self.attacker!r}; choose from {', '.join(sorted(ATTACKERS))}")
         if not 1 <= self.max_ops <= 4:
             raise ValueError(f"max_ops must be in 1..4, got {self.max_ops}")
-        bad = [q for q in self.question_kinds if q not in QUESTION_KINDS]
+        cls = self._backend_defaults()
+        if self.backend.name != DEFAULT_BACKEND and not takes_backend(self.attacker):
+            neutral = ", ".join(sorted(a for a in ATTACKERS if takes_backend(a)))
+            raise ValueError(f"attacker {self.attacker!r} reads the world's scene graph; on backend {self.backend.name!r} choose one of {neutral}")
+        bad = [q for q in self.question_kinds if q not in cls.question_kinds]
         if bad or not self.question_kinds:
-            raise ValueError(f"question_kinds must be a non-empty subset of {QUESTION_KINDS}, got {self.question_kinds}")
+            raise ValueError(f"question_kinds must be a non-empty subset of {cls.question_kinds}, got {self.question_kinds}")
         for name in (self.source_regime, self.target_regime):
-            if name not in BACKEND.regimes:
-                raise ValueError(f"unknown regime {name!r}; choose from {', '.join(BACKEND.regimes)}")
-        if BACKEND.regimes[self.target_regime] < BACKEND.regimes[self.source_regime]:
+            if name not in cls.regimes:
+                raise ValueError(f"unknown regime {name!r}; choose from {', '.join(cls.regimes)}")
+        if cls.regimes[self.target_regime] < cls.regimes[self.source_regime]:
             raise ValueError(f"target_regime {self.target_regime!r} has a smaller canvas than source_regime {self.source_regime!r}")
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
@@ -162,6 +168,22 @@ class SFTBuildConfig:
         if self.chunk < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("chunk, batch_size and max_new_tokens must be >= 1")
 
+    def _backend_defaults(self) -> type[Backend]:
+        """The backend's class; on a backend other than the world, the question kinds and
+        regimes still at the world's defaults become the backend's own (all its kinds; its
+        ``default_growth``)."""
+        if isinstance(self.backend, dict):  # built from a mapping by hand rather than from_dict
+            object.__setattr__(self, "backend", BackendConfig(**self.backend))
+        cls = backend_class(self.backend.name)
+        if cls is not BACKEND:
+            if self.question_kinds == QUESTION_KINDS:
+                object.__setattr__(self, "question_kinds", tuple(cls.question_kinds))
+            if (self.source_regime, self.target_regime) == ("simple", "complex") and not {"simple", "complex"} <= set(cls.regimes):
+                src, tgt = cls.default_growth()
+                object.__setattr__(self, "source_regime", src)
+                object.__setattr__(self, "target_regime", tgt)
+        return cls
+
     @property
     def num_shards(self) -> int:
         return math.ceil(self.n / self.shard_size)
@@ -173,6 +195,11 @@ class SFTBuildConfig:
         d = dataclasses.asdict(self)
         d["question_kinds"] = list(self.question_kinds)
         d["attacker_options"] = dict(sorted(self.attacker_options.items()))
+        # the default backend is left out, so a world build's hash is what it was before the setting
+        if self.backend.is_default:
+            d.pop("backend")
+        else:
+            d["backend"] = self.backend.to_dict()
         return d
 
     @staticmethod
@@ -182,6 +209,8 @@ class SFTBuildConfig:
             d["integrity"] = IntegrityConfig(**d["integrity"])
         if "question_kinds" in d:
             d["question_kinds"] = tuple(d["question_kinds"])
+        if isinstance(d.get("backend"), dict):
+            d["backend"] = BackendConfig(**d["backend"])
         return SFTBuildConfig(**d)
 
 
@@ -227,6 +256,9 @@ class Source:
     scene: Any = None
     question: Question | None = None
     image: np.ndarray | None = None
+    item_id: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """The grown item's id and metadata (what another backend's replay key is made from)."""
     png: bytes | None = None
     stage: str | None = None
     reasons: tuple[str, ...] = ()
@@ -247,7 +279,7 @@ def prepare(cfg: SFTBuildConfig, shard: int, j: int, backend: Backend | None = N
     u_kind, u_clean = rng.random(2)
     src = Source(j, s, bool(u_clean < cfg.keep_clean), tuple(bool(u < cfg.keep_useless) for u in rng.random(cfg.edits_per_scene)))
     kind = cfg.question_kinds[int(u_kind * len(cfg.question_kinds))]
-    grown = get_backend(backend).grow(s, rng, kind, cfg.source_regime, cfg.target_regime)
+    grown = build_backend(backend or cfg.backend).grow(s, rng, kind, cfg.source_regime, cfg.target_regime)
     if grown.item is None:
         src.stage, src.reasons = grown.stage, grown.reasons
         return src
@@ -257,17 +289,18 @@ def prepare(cfg: SFTBuildConfig, shard: int, j: int, backend: Backend | None = N
         opts = tuple(q.options[i] for i in perm)
         q = dataclasses.replace(q, options=opts, answer=LETTERS[opts.index(q.answer_text)])
     src.scene, src.question, src.image = grown.item.scene, q, grown.item.image
+    src.item_id, src.meta = grown.item.id, grown.item.meta
     return src
 
 
 def _item(src: Source, seed: int) -> Item:
     assert src.question is not None and src.image is not None
-    return Item(src.scene, src.image, src.question, seed)
+    return Item(src.scene, src.image, src.question, seed, src.item_id, src.meta)
 
 
 def judge_edit(cfg: SFTBuildConfig, src: Source, ed: Edit, backend: Backend | None = None) -> None:
     """Step 4 for one edit: parse, apply, box check, target check, integrity verdict."""
-    backend = get_backend(backend)
+    backend = build_backend(backend or cfg.backend)
     item = _item(src, src.seed)
     try:
         ed.program = backend.parse(ed.text)
@@ -293,7 +326,7 @@ def judge_edit(cfg: SFTBuildConfig, src: Source, ed: Edit, backend: Backend | No
     if bad:
         ed.stage, ed.reasons = "description", tuple(bad)
         return
-    ed.verdict = backend.judge(item, ed.result, cfg.integrity)
+    ed.verdict = backend.judge(item, ed.result, backend.run_judge_settings(cfg.integrity))
     if not ed.verdict.passed:
         ed.stage, ed.reasons = "integrity", ed.verdict.reasons
 
@@ -327,12 +360,12 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edi
         "targets": [{"id": t.id, "box": list(t.box)} for t in q.targets],
         "question_spec": json.dumps(q.spec, sort_keys=True),
         # the backend's replay key, one JSON column per field (the world: "scene")
-        **{k: json.dumps(v, sort_keys=True) for k, v in get_backend(backend).replay_key(_item(src, src.seed)).items()},
+        **{k: json.dumps(v, sort_keys=True) for k, v in build_backend(backend or cfg.backend).replay_key(_item(src, src.seed)).items()},
         "clean_image": image_value(src.png),
         "edited_image": image_value(png_bytes(ed.result.image) if ed else src.png),
         "attacker": attacker if ed else "",
         "edit_program": ed.text if ed else "",
-        "edit_json": json.dumps(program_to_json(ed.program) if ed else [], sort_keys=True),
+        "edit_json": json.dumps(build_backend(backend or cfg.backend).program_json(ed.program) if ed else [], sort_keys=True),
         "edit_ops": [op.name for op in ed.program] if ed else [],
         "integrity_passed": True,
         "integrity_ssim": [{"id": int(i), "ssim": round(float(v), 6)} for i, v in sorted(ed.verdict.ssim.items())] if ed else [],
@@ -406,7 +439,7 @@ def build_shard(
     backend: Backend | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The first ``size`` records of shard ``shard`` and the shard's statistics."""
-    backend = get_backend(backend)
+    backend = build_backend(backend or cfg.backend)
     rows: list[dict[str, Any]] = []
     st = _stats_skeleton()
     reasons: dict[str, Counter] = defaultdict(Counter)
@@ -521,7 +554,8 @@ class ShardBuilder:
         self.threads = threads
         factory = answerer_factory or (lambda: make_answerer(cfg.defender, cfg.max_new_tokens, cfg.batch_size))
         self.answerer = factory()
-        self.attacker = make_attacker(cfg.attacker, **({"max_ops": cfg.max_ops} if cfg.attacker == "random" else {}), **cfg.attacker_options)
+        backend = build_backend(cfg.backend)
+        self.attacker = make_attacker(cfg.attacker, backend, **({"max_ops": cfg.max_ops} if cfg.attacker == "random" else {}), **cfg.attacker_options)
 
     def build(self, shard: int, size: int, cfg_hash: str, progress: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], float, float]:
         """(rows, stats, wall seconds, CPU seconds of this process)."""

@@ -20,7 +20,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -122,12 +122,27 @@ def content_hash(digests: list[str]) -> str:
     return h.hexdigest()
 
 
+REPLAY_COLUMN = "scene"
+"""The world's replay key column; another backend's records hold its own ``replay_fields`` there."""
+
+
+def schema_for(keys: Sequence[str]) -> pa.Schema:
+    """The record schema for rows with ``keys``: ``SCHEMA`` for the world's records; for
+    another backend's, its replay-key columns (JSON text) in place of ``scene``."""
+    extra = [k for k in keys if k not in COLUMNS]
+    if not extra:
+        return SCHEMA
+    cols = {k2: v for k, v in COLUMNS.items() for k2, v in ([(e, (pa.string(), _STR)) for e in extra] if k == REPLAY_COLUMN else [(k, v)])}
+    return pa.schema([pa.field(k, t) for k, (t, _) in cols.items()], metadata={"huggingface": json.dumps({"info": {"features": {k: f for k, (_, f) in cols.items()}}})})
+
+
 def encode_shard(rows: list[dict[str, Any]]) -> bytes:
     """Parquet bytes of ``rows`` with the record schema (one row group, zstd)."""
-    missing = [k for k in COLUMNS if rows and k not in rows[0]]
+    schema = schema_for(list(rows[0])) if rows else SCHEMA
+    missing = [k for k in schema.names if rows and k not in rows[0]]
     if missing:
         raise ValueError(f"records lack columns {missing}")
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    table = pa.Table.from_pylist(rows, schema=schema)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd", row_group_size=max(1, len(rows)))
     return buf.getvalue()

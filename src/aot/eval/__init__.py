@@ -11,6 +11,7 @@ training seed.
 """
 
 from . import adapters  # noqa: F401  (registers the file benchmarks)
+from . import backend_bench  # noqa: F401  (registers the benchmarks on any backend)
 from .benchmarks import BENCHMARKS, HR_REGIME, Benchmark, register, resolve_attacker, resolve_suite
 from .core import EvalConfig, Item, Outcome, score_items
 from .seeds import EVAL_BASES, eval_scene_seed, is_eval_seed

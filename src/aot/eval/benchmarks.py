@@ -85,6 +85,9 @@ class Benchmark:
     """Metric names (within each decoding mode) shown in comparison tables."""
     in_all: bool = True
     """Part of ``--suite all`` (file benchmarks are not: they need files)."""
+    any_backend: bool = False
+    """Draws its items from the evaluation's backend (``EvalConfig.backend``); the others
+    generate world scenes. On a backend other than the world, ``all`` means these."""
 
 
 BENCHMARKS: dict[str, Benchmark] = {}
@@ -97,17 +100,23 @@ def register(b: Benchmark) -> Benchmark:
     return b
 
 
-def resolve_suite(names: str | Sequence[str]) -> list[str]:
-    """'all' | 'a,b' | ['a', 'b'] -> registered names, in registry order for 'all'."""
+def resolve_suite(names: str | Sequence[str], backend: str = "world") -> list[str]:
+    """'all' | 'a,b' | ['a', 'b'] -> registered names, in registry order for 'all'. On a
+    ``backend`` other than the world only the benchmarks that draw from it can run, and 'all'
+    means them."""
     if isinstance(names, str):
         names = [n for n in names.split(",")]
+    world = backend == "world"
     out: list[str] = []
     for n in (x.strip() for x in names):
         if not n:
             continue
         if n == "all":
-            out += [k for k, b in BENCHMARKS.items() if b.in_all]
+            out += [k for k, b in BENCHMARKS.items() if (b.in_all if world else b.any_backend)]
         elif n in BENCHMARKS:
+            if not world and not BENCHMARKS[n].any_backend:
+                ok = ", ".join(k for k, b in BENCHMARKS.items() if b.any_backend)
+                raise ValueError(f"benchmark {n!r} generates world scenes; on backend {backend!r} choose from all, {ok}")
             out.append(n)
         else:
             raise ValueError(f"unknown benchmark {n!r}; choose from all, {', '.join(BENCHMARKS)}")
@@ -454,10 +463,11 @@ class _FallbackRandomAttacker:
         return [format_program(random_program(it.scene, np.random.default_rng([int(it.seed), 0xA77A]), 2)) for it in batch]
 
 
-def resolve_attacker(spec: Any):
+def resolve_attacker(spec: Any, backend: Any = None):
     """An object with ``propose``, a name registered in ``aot.attack.ATTACKERS``, a path that
     ``aot.attack.load_attacker`` accepts (when that exists), or the folder of a saved
-    ``aot.attack.model.ModelAttacker`` (e.g. an attacker trained against the base defender)."""
+    ``aot.attack.model.ModelAttacker`` (e.g. an attacker trained against the base defender).
+    ``backend``: whose edit language a named or saved attacker writes (None: the world)."""
     if hasattr(spec, "propose"):
         return spec
     try:
@@ -469,14 +479,14 @@ def resolve_attacker(spec: Any):
             return _FallbackRandomAttacker()
         raise ValueError(f"attacker {spec!r}: aot.attack is not available; pass an object with propose(batch)")
     if spec in attack.ATTACKERS:
-        return attack.make_attacker(spec)
+        return attack.make_attacker(spec, backend)
     loader = getattr(attack, "load_attacker", None)
     if loader is not None:
         return loader(spec)
     if isinstance(spec, (str, Path)) and Path(spec).is_dir():  # a saved model attacker
         from ..attack.model import ModelAttacker
 
-        return ModelAttacker.load(spec)
+        return ModelAttacker.load(spec, backend=backend)
     raise ValueError(f"unknown attacker {spec!r}; choose from {', '.join(sorted(attack.ATTACKERS))} or pass an object with propose(batch)")
 
 

@@ -21,6 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..backends import BackendConfig
 from ..integrity import IntegrityConfig
 from ..models.prompt import extract_choice, format_prompt
 from ..vqa import LETTERS, Question
@@ -58,7 +59,11 @@ class EvalConfig:
     """The held-out attacker: a name in ``aot.attack.ATTACKERS``, a path its loader accepts, or
     any object with ``propose(batch) -> list[str]``."""
     integrity: IntegrityConfig = field(default_factory=IntegrityConfig)
-    """Integrity checks applied to the robustness attacks (the answer must not change)."""
+    """Integrity checks applied to the robustness attacks (the answer must not change; the
+    world's thresholds: another backend judges with its own options)."""
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    """Whose items the ``any_backend`` benchmarks draw and whose editor and judge they use
+    (default: the world; on another backend only those benchmarks run)."""
     attack_tries: int = 40
     """Random single-op programs tried per (item, op type) before that pair is skipped."""
     pope_questions: str | None = None
@@ -101,6 +106,11 @@ class EvalConfig:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["sizes"] = dict(self.sizes)
         d["integrity"] = asdict(self.integrity)
+        # the default backend is left out: a world evaluation's results read as before
+        if self.backend.is_default:
+            d.pop("backend")
+        else:
+            d["backend"] = self.backend.to_dict()
         a = self.attacker
         d["attacker"] = a if isinstance(a, (str, type(None))) else str(getattr(a, "name", type(a).__name__))
         return d

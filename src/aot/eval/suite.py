@@ -34,7 +34,7 @@ from .core import EvalConfig, Item, Outcome, Progress, score_items
 
 def build_items(suite: str | Sequence[str], cfg: EvalConfig) -> dict[str, list[Item]]:
     """The items of each named benchmark (no model needed)."""
-    return {name: BENCHMARKS[name].build(cfg, cfg.size(name, BENCHMARKS[name].default_n)) for name in resolve_suite(suite)}
+    return {name: BENCHMARKS[name].build(cfg, cfg.size(name, BENCHMARKS[name].default_n)) for name in resolve_suite(suite, cfg.backend.name)}
 
 
 def flatten(benchmarks: dict[str, dict[str, Any]]) -> dict[str, float]:
@@ -63,7 +63,7 @@ def run_suite(defender, suite: str | Sequence[str], cfg: EvalConfig | None = Non
     """Evaluate ``defender`` (an ``aot.models.Defender`` or anything with its ``generate``) on the
     named benchmarks; returns the results dict described in this module's docstring."""
     cfg = cfg or EvalConfig()
-    names = resolve_suite(suite)
+    names = resolve_suite(suite, cfg.backend.name)
     t0 = time.perf_counter()
     per: dict[str, list[Item]] = {}
     build_s: dict[str, float] = {}

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import DEFAULT_BACKEND
 from ..eval.benchmarks import BENCHMARKS
 from ..eval.core import EvalConfig, score_items
 from ..vqa import Question
@@ -44,8 +45,10 @@ def attack_gallery(base, final, cfg: EvalConfig | None = None, attacker: Any = N
     cfg = replace(cfg or EvalConfig(), strict_trials=0, keep_predictions=False)
     if attacker is not None:
         cfg = replace(cfg, attacker=attacker)
-    bench = BENCHMARKS["heldout"]
-    items = bench.build(cfg, questions or cfg.size("heldout", bench.default_n))
+    # the world's held-out attack benchmark; on another backend its attacked eval items
+    name = "heldout" if cfg.backend.name == DEFAULT_BACKEND else "backend-attacked"
+    bench = BENCHMARKS[name]
+    items = bench.build(cfg, questions or cfg.size(name, bench.default_n))
     outs = score_items(base, items, cfg)
     clean = {it.meta["base"]: (it, o) for it, o in zip(items, outs) if it.meta["role"] == "clean"}
     edits = [(it, o) for it, o in zip(items, outs) if it.meta["role"] == "attacked"]
@@ -58,7 +61,7 @@ def attack_gallery(base, final, cfg: EvalConfig | None = None, attacker: Any = N
         cit = clean[it.meta["base"]][0]
         groups[fo.correct].append(gallery_entry(
             it.question, cit.image, it.image, {"base": o.pred, "final": fo.pred}, program=it.meta.get("program", ""),
-            caption=f"scene seed {it.meta.get('scene_seed')}, attacker {it.meta.get('attacker', '?')}",
+            caption=(f"scene seed {it.meta.get('scene_seed')}" if "scene_seed" in it.meta else f"item {it.meta.get('id', '?')}") + f", attacker {it.meta.get('attacker', '?')}",
         ))
     name = items[0].meta.get("attacker", "?") if items else "?"
     fixed = sum(fo.correct for fo in final_outs)
