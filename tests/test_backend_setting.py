@@ -272,3 +272,20 @@ class _LetterDefender:
             fooled = (im == 0).all(axis=-1).any()
             out.append([f"\\boxed{{{'AB'[1 - 'AB'.index(right)] if fooled else right}}}"] * num_return_sequences)
         return out
+
+
+# --- the command line -----------------------------------------------------------------------------
+def test_build_sft_and_eval_take_backend_and_data_flags(tiles, tmp_path):
+    from aot.cli import main
+
+    colours = tmp_path / "colours.txt"
+    colours.write_text("red\nblue\nblue\n")
+    ds = tmp_path / "ds"
+    assert main(["build-sft", "--out", str(ds), "--n", "4", "--shard-size", "4", "--defender", "scripted", "--backend", "tiles", "--data", str(colours)]) == 0
+    cfg = json.loads((ds / "config.json").read_text())["config"]
+    assert cfg["backend"] == {"name": "tiles", "data": str(colours), "options": {}} and cfg["question_kinds"] == ["colour"]
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", "tiny-qwen2.5-vl", "--backend", "tiles", "--data", str(colours), "--n", "3", "--strict-trials", "0", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["suite"] == ["backend-clean", "backend-attacked"] and res["config"]["backend"]["name"] == "tiles"
+    assert res["config"]["attacker"] == "random" and res["benchmarks"]["backend-clean"]["info"]["n"] == 3

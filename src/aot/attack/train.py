@@ -14,6 +14,7 @@ from ..models.defender import to_pil
 from ..rewards import completion_text
 from ..rl.grpo import RLConfig, make_trainer
 from .base import AttackItem
+from ..backends import BackendConfig
 from ..sft import SFTConfig, sft_vlm
 from ..edits.ops import MAX_OPS
 from .constrained import EditProgramLogitsProcessor, scene_bounds
@@ -188,7 +189,19 @@ class AttackerTrainConfig:
     integrity on fresh training scenes (0: effective edits only, the paper's cold start)."""
     sft_teacher: str = "heuristic"
     """The registered attacker whose edits pad the cold start (``heuristic``, or
-    ``heuristic-relative`` to teach the relative ops ``twin`` and ``mimic``)."""
+    ``heuristic-relative`` to teach the relative ops ``twin`` and ``mimic``; on a backend
+    other than the world, ``random``)."""
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    """Whose items, editor and judge (default: the world). On another backend the AOT-SFT set
+    built for the cold start uses the random proposer."""
+
+    def __post_init__(self) -> None:
+        from . import ATTACKERS, takes_backend
+
+        if self.sft_teacher not in ATTACKERS:
+            raise ValueError(f"sft_teacher: unknown attacker {self.sft_teacher!r}; choose from {', '.join(sorted(ATTACKERS))}")
+        if self.sft_min_examples > 0 and not self.backend.is_default and not takes_backend(self.sft_teacher):
+            raise ValueError(f"sft_teacher: attacker {self.sft_teacher!r} reads the world's scene graph; on backend {self.backend.name!r} use random")
 
 
 def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int, config, overrides: list[str], n_items: int, seed: int, log=print) -> dict[str, Any]:
@@ -201,10 +214,13 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
     from .data import ATTACK_TRAIN_BASE, attack_items, cold_start_examples
     from .model import init_attacker
 
+    from ..backends import build_backend
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(AttackerTrainConfig, config, overrides)
     atomic_write_text(out / "config.yaml", dump_config(cfg))
+    backend = build_backend(cfg.backend)
     defender = load_defender(defender_spec)
     metrics: dict[str, Any] = {}
     if init == "cold-start":
@@ -213,22 +229,23 @@ def train_attacker_run(out, defender_spec: str, init: str, sft_data, sft_n: int,
             from ..data.sft import SFTBuildConfig
 
             sft_data = out / "sft"
-            log(f"building a {sft_n}-record AOT-SFT set with the heuristic proposer in {sft_data}")
-            build_sft(SFTBuildConfig(n=sft_n, seed=seed + 1, attacker="heuristic", defender=defender_spec), sft_data, resume=True, log=log)
-        examples, n_heuristic = cold_start_examples(sft_data, cfg.sft_min_examples, seed, limit=cfg.sft_limit, teacher=cfg.sft_teacher)
+            proposer = "heuristic" if cfg.backend.is_default else "random"  # the heuristic reads the world's scene graph
+            log(f"building a {sft_n}-record AOT-SFT set with the {proposer} proposer in {sft_data}")
+            build_sft(SFTBuildConfig(n=sft_n, seed=seed + 1, attacker=proposer, defender=defender_spec, backend=cfg.backend), sft_data, resume=True, log=log)
+        examples, n_heuristic = cold_start_examples(sft_data, cfg.sft_min_examples, seed, limit=cfg.sft_limit, teacher=cfg.sft_teacher, backend=backend)
         log(f"cold start on {len(examples)} edits from {sft_data}" + (f", {n_heuristic} of them {cfg.sft_teacher}-proposer edits" if n_heuristic else ""))
         if n_heuristic:
             metrics["attacker/sft_heuristic_examples"] = n_heuristic
-        attacker = init_attacker(defender_spec if Path(str(defender_spec)).exists() or defender_spec == "base" else "base", seed)
+        attacker = init_attacker(defender_spec if Path(str(defender_spec)).exists() or defender_spec == "base" else "base", seed, backend=backend)
         metrics |= cold_start(attacker, examples, cfg.sft)
     else:
         from .model import ModelAttacker
 
-        attacker = ModelAttacker.load(init)
+        attacker = ModelAttacker.load(init, backend=backend)
     rl = cfg.attacker_rl
     attacker.constrained, attacker.max_ops, attacker.scene_bounds = rl.constrained, rl.max_ops, rl.scene_bounds
     if cfg.attacker_rl.rl.max_steps > 0 and n_items > 0:
-        items = attack_items(n_items, ATTACK_TRAIN_BASE + seed)
+        items = attack_items(n_items, ATTACK_TRAIN_BASE + seed, backend=backend)
         metrics |= train_attacker(attacker, defender, items, cfg.attacker_rl)
     attacker.save(out / "attacker")
     atomic_write_json(out / "metrics.json", metrics)

@@ -205,7 +205,7 @@ class Backend(ABC):
         override it. Deterministic given ``rng``."""
         templates = [t for t in self.box_ops if ops is None or t.split(" ", 1)[0] in ops]
         if not templates:
-            raise NotImplementedError(f"backend {self.name!r} declares no box ops and writes no random programs" + (f" of ops {list(ops)}" if ops else ""))
+            raise NotImplementedError(f"backend {self.name!r} declares no box ops and writes no random programs" + (f" of ops {list(ops)}" if ops else "") + " (it must override Backend.random_program)")
         h, w = item.image.shape[:2]
         lines = []
         for _ in range(int(rng.integers(1, max_ops + 1))):

@@ -72,6 +72,12 @@ def build_backend(cfg: BackendConfig | Backend | None = None) -> Backend:
     return _built[key]
 
 
+def check_constructor(cfg: BackendConfig) -> None:
+    """Raise what building ``cfg`` would for its data and options, without building it (the
+    backend's module is imported)."""
+    _constructor_kwargs(backend_class(cfg.name), cfg)
+
+
 def _constructor_kwargs(cls: type[Backend], cfg: BackendConfig) -> dict[str, Any]:
     """``cfg``'s data and options as ``cls``'s keyword arguments; a name it does not take is an
     error that lists the ones it does."""

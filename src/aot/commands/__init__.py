@@ -46,3 +46,33 @@ def load_defender_arg(spec: str, hint: str = "--model") -> Any:
         else:
             msg = f"{spec!r} is neither base, a tiny model name ({', '.join(sorted(TINY_MODELS))}), a folder, nor a Hugging Face id available here"
         raise typer.BadParameter(msg, param_hint=hint) from None
+
+
+BACKEND_HELP = "Backend of items, editor and judge: world (default), photos, or one registered with aot.backends.register_backend."
+DATA_HELP = "The backend's item file (photos: JSON lines or parquet of image, question, options, answer, target boxes)."
+
+
+def backend_config(backend: str | None, data: Path | None, default: Any = None) -> Any:
+    """``--backend NAME --data FILE`` as a :class:`aot.backends.BackendConfig` over ``default``'s
+    (None: the world). An unknown name (with the close ones) or a missing file raises
+    ValueError: one ``error:`` line, before anything loads."""
+    from ..backends import BackendConfig
+
+    from ..backends.config import check_constructor
+
+    base = default or BackendConfig()
+    if backend is None and data is None:
+        return base
+    cfg = BackendConfig(backend if backend is not None else base.name, str(data) if data is not None else base.data, dict(base.options))
+    check_constructor(cfg)
+    return cfg
+
+
+def backend_sets(backend: str | None, data: Path | None, prefix: str = "") -> list[str]:
+    """The same flags as dotted config overrides (``backend.name=...``, ``backend.data=...``),
+    checked as :func:`backend_config` checks them."""
+    import json
+
+    backend_config(backend, data)
+    return ([f"{prefix}backend.name={json.dumps(backend)}"] if backend is not None else []) + (
+        [f"{prefix}backend.data={json.dumps(str(data))}"] if data is not None else [])

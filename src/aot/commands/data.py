@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from . import BACKEND_HELP, DATA_HELP
+
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -48,16 +50,18 @@ def build_sft(
     k: Optional[int] = typer.Option(None, "--k", min=1, help="Defender answers per edited question: 1 greedy + k-1 sampled (default 3); min_wrong follows it down to k unless set."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with SFTBuildConfig fields."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config field, e.g. --set keep_useless=0.5 --set integrity.ssim_threshold=0.9."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP + " Same as --set backend.name=NAME."),
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP + " Same as --set backend.data=FILE."),
 ) -> None:
     """Build the AOT-SFT dataset: extend scenes, propose distractors, check them, ask the defender."""
     from ..config import ConfigError, load_config
     from ..data.build import BuildError, build_sft as build, describe_manifest
     from ..data.sft import SFTBuildConfig
-    from . import check_out_dir
+    from . import backend_sets, check_out_dir
 
     check_out_dir(out)
     flags = {"n": n, "seed": seed, "shard_size": shard_size, "attacker": attacker, "defender": defender, "k": k}
-    sets = list(overrides) + [f"{key}={val}" for key, val in flags.items() if val is not None]
+    sets = list(overrides) + [f"{key}={val}" for key, val in flags.items() if val is not None] + backend_sets(backend, data)
     if k is not None and not _sets_key(config, overrides, "min_wrong"):
         sets.append(f"min_wrong={min(SFTBuildConfig().min_wrong, k)}")  # --k 1 alone is valid: greedy answer wrong
     try:

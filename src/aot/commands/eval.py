@@ -9,6 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from . import BACKEND_HELP, DATA_HELP
+
 console = Console(stderr=True)
 
 
@@ -28,35 +30,41 @@ def eval_command(
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Prompts per generate call."),
     max_new_tokens: int = typer.Option(16, "--max-new-tokens", min=1, help="Generation budget per answer."),
     strict_trials: int = typer.Option(3, "--strict-trials", min=0, help="Sampled trials of strict mode (0: greedy only)."),
-    attacker: str = typer.Option("heuristic", "--attacker", help="Held-out attacker of the heldout benchmark: a registered name or a path."),
+    attacker: Optional[str] = typer.Option(None, "--attacker", help="Held-out attacker of the heldout (backend-attacked) benchmark: a registered name or a path (default: heuristic on the world, random on another backend)."),
     pope_questions: Optional[str] = typer.Option(None, "--pope-questions", help="POPE question file(s), comma separated (benchmark pope-file)."),
     pope_images: Optional[Path] = typer.Option(None, "--pope-images", help="Image folder of the POPE files (default: their folder)."),
     vstar: Optional[Path] = typer.Option(None, "--vstar", help="V*-style question file (benchmark vstar-file)."),
     vstar_images: Optional[Path] = typer.Option(None, "--vstar-images", help="Image folder of the V*-style file (default: its folder)."),
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html (the table of this run)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP + " On another backend the suite is backend-clean and backend-attacked."),
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
 ) -> None:
     """Run the evaluation suite on one model: greedy and strict-k metrics per benchmark."""
     from ..eval import EvalConfig, resolve_attacker, resolve_suite, run_suite, write_results
     from ..eval.suite import results_table_md
-    from . import check_out_dir, load_defender_arg
+    from ..backends import DEFAULT_BACKEND
+    from . import backend_config, check_out_dir, load_defender_arg
 
     check_out_dir(out)
+    bcfg = backend_config(backend, data)
+    if attacker is None:
+        attacker = "heuristic" if bcfg.name == DEFAULT_BACKEND else "random"
     names = suite
     extra = [x for x, on in (("pope-file", pope_questions), ("vstar-file", vstar)) if on and x not in suite]
     if extra:  # files given: evaluate them too
         names = ",".join([suite] + extra)
     try:
-        resolved = resolve_suite(names)
+        resolved = resolve_suite(names, bcfg.name)
         sizes: dict[str, int] = {}
         for spec in size:
             name, _, val = spec.partition("=")
-            if name.strip() not in resolve_suite(name) or not val.strip().isdigit():
+            if name.strip() not in resolve_suite(name, bcfg.name) or not val.strip().isdigit():
                 raise ValueError(f"--size expects NAME=N with a benchmark name, got {spec!r}")
             sizes[name.strip()] = int(val)
         cfg = EvalConfig(
             n=n, sizes=sizes, seed=seed, batch_size=batch_size, max_new_tokens=max_new_tokens, strict_trials=strict_trials, attacker=attacker,
             pope_questions=pope_questions, pope_images=str(pope_images) if pope_images else None,
-            vstar_file=str(vstar) if vstar else None, vstar_images=str(vstar_images) if vstar_images else None,
+            vstar_file=str(vstar) if vstar else None, vstar_images=str(vstar_images) if vstar_images else None, backend=bcfg,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
@@ -69,9 +77,11 @@ def eval_command(
                 read_records(f.strip())
             except AdapterError as e:
                 raise typer.BadParameter(str(e), param_hint=hint) from None
-    if "heldout" in resolved:  # fail early, before loading the model
+    if "heldout" in resolved or "backend-attacked" in resolved:  # fail early, before loading the model
         try:
-            cfg.attacker = resolve_attacker(attacker)
+            from ..backends import build_backend
+
+            cfg.attacker = resolve_attacker(attacker, build_backend(bcfg))
         except (ValueError, OSError) as e:
             raise typer.BadParameter(str(e), param_hint="--attacker") from None
     t0 = time.perf_counter()

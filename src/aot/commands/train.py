@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
+
+from . import BACKEND_HELP, DATA_HELP
 
 console = Console(stderr=True)
 
@@ -34,18 +37,21 @@ def train(
     set_: list[str] = typer.Option([], "--set", help="Override a setting, e.g. --set iterations=2 --set defender_rl.max_steps=10."),
     resume: bool = typer.Option(False, "--resume", help="Continue after the last completed phase."),
     overwrite: bool = typer.Option(False, "--overwrite", help="OUT holds an earlier run: remove all of it and start again."),
+    backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP + " Same as --set backend.name=NAME."),
+    data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP + " Same as --set backend.data=FILE."),
 ) -> None:
     """Run the AOT self-play loop: AOT-SFT, attacker cold start, warm-up, N iterations, evaluation."""
     from ..config import ConfigError, load_config
     from ..selfplay import RunDirError, SelfPlayConfig, run_selfplay
 
-    from . import check_out_dir
+    from . import backend_sets, check_out_dir
 
     check_out_dir(out)
     if resume and overwrite:
         raise typer.BadParameter("--resume and --overwrite exclude each other", param_hint="--overwrite")
+    sets = list(set_) + backend_sets(backend, data)
     try:
-        cfg = load_config(SelfPlayConfig, resolve_config(config), list(set_))
+        cfg = load_config(SelfPlayConfig, resolve_config(config), sets)
     except ConfigError as e:
         raise typer.BadParameter(str(e)) from None
     try:
@@ -62,4 +68,4 @@ def demo(
     overwrite: bool = typer.Option(False, "--overwrite", help="OUT holds an earlier run: remove all of it and start again."),
 ) -> None:
     """The whole pipeline on the embedded world, from the shipped born defender (preset 'demo')."""
-    train(out=out, config="demo", set_=set_, resume=resume, overwrite=overwrite)
+    train(out=out, config="demo", set_=set_, resume=resume, overwrite=overwrite, backend=None, data=None)
