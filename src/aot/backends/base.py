@@ -11,7 +11,13 @@ gives three things (as lm-evaluation-harness's ``LM`` gives ``loglikelihood`` an
   program touched, a mask of changed pixels); editing is deterministic, so an edit's replay
   key is its item's ``replay_key`` plus the program text;
 - an integrity judge: ``judge(item, edit, cfg)`` -> :class:`Verdict` (pass or fail, every
-  failing reason, per-target scores).
+  failing reason, per-target scores); the run configs' ``integrity`` thresholds reach it only
+  when it declares their class (``judge_settings``), else it judges with its own options.
+
+Attackers read no backend's scene: the random attacker asks ``random_program`` (by default, the
+backend's ``box_ops`` on random boxes clear of the targets), a model attacker reads the item's
+image, question and target boxes, and decodes under a grammar only where ``edit_grammar`` names
+one.
 
 :meth:`Backend.attempt` is the one place the parse -> edit -> judge step is written out; the
 call sites read its :class:`Attempt`. Stored curricula and records carry a backend's replay
