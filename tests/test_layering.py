@@ -101,3 +101,32 @@ def test_the_seam_itself_knows_no_world():
         mods = _imports(MODULES[name])
         assert not any(m == WORLD or m.startswith(WORLD + ".") for m in mods), name
         assert not any(m.startswith(("aot.edits", "aot.integrity", "aot.backends.world")) for m in mods), name
+
+
+WORLD_PACKAGES = ("aot.world", "aot.edits", "aot.integrity", "aot.backends.world")
+"""The world and what it is made of: none of it may load behind the photo backend."""
+
+
+def test_the_photo_backend_loads_nothing_of_the_world():
+    """Transitively, not only in its own files: a fresh interpreter imports the photo backend,
+    builds it on the shipped sample and edits a photo with a pixel op and a global op, and none
+    of the world's modules is loaded (an indirect import, say of a helper that lives beside the
+    world's editor, would pull them all in)."""
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys\n"
+        "from aot.backends.photos import PhotoBackend\n"
+        "from aot.backends import get_backend\n"
+        "b = get_backend('photos')\n"
+        "it = b.items('train', 1, 0)[0]\n"
+        "a = b.attempt(it, 'patch 0 0 8 8 grey\\nphoto brightness=1.1 blur=0.5')\n"
+        "assert a.edit is not None, a.reasons\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('aot'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "aot.backends.photos.judge" in loaded and "aot.imageops" in loaded  # the probe did load the backend
+    assert [m for m in loaded if _under(m, WORLD_PACKAGES)] == []

@@ -19,12 +19,12 @@ candidate is used, and the integrity check judges it like any other box.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..imageops import _gauss_kernel, gaussian_blur  # noqa: F401  (moved to aot.imageops; re-exported here)
 from ..world.render import render, to_uint8
 from ..world.types import Obj, Scene
 from .ops import (
@@ -69,31 +69,6 @@ class EditResult:
 def _clip(box: Box, w: int, h: int) -> Box | None:
     x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
     return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
-
-
-def _gauss_kernel(sigma: float) -> np.ndarray:
-    r = max(1, math.ceil(3 * sigma))
-    t = np.arange(-r, r + 1, dtype=np.float32)
-    k = np.exp(-(t * t) / (2 * sigma * sigma))
-    return (k / k.sum()).astype(np.float32)
-
-
-def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable gaussian blur of a float (H, W, C) image, edge-replicated borders."""
-    if sigma <= 0:
-        return img
-    k = _gauss_kernel(sigma)
-    r = len(k) // 2
-    H, W = img.shape[:2]
-    p = np.pad(img, ((r, r), (0, 0), (0, 0)), mode="edge")
-    out = np.zeros_like(img)
-    for i, w in enumerate(k):
-        out += w * p[i : i + H]
-    p = np.pad(out, ((0, 0), (r, r), (0, 0)), mode="edge")
-    out = np.zeros_like(img)
-    for i, w in enumerate(k):
-        out += w * p[:, i : i + W]
-    return out
 
 
 def _photometric(img: np.ndarray, op: Photometric) -> np.ndarray:

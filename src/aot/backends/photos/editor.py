@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from ...editors import BoxEdit, DiffusersEditor, EditorConfig
-from ...edits.apply import gaussian_blur
+from ...imageops import gaussian_blur
 from ...vqa import Box
 from .program import PATCH_COLOURS, BoxFill, Patch, Perturb, Photometric, PhotoApplyError, PhotoOp
 

@@ -5,7 +5,7 @@ left the question's evidence alone and added none that contradicts it:
 
 1. boxes (``BoxCheck``): every located op's box lies inside the photo and covers at most
    ``max_overlap`` of any target box (0: no overlap at all);
-2. localized SSIM (``SsimCheck``, the scikit-image constants, :func:`aot.integrity.local_ssim`)
+2. localized SSIM (``SsimCheck``, the scikit-image constants, :func:`aot.imageops.local_ssim`)
    on each target box padded by ``pad``: exactly 1 when no global op ran (the editor pastes the
    original back outside every op's box, so an untouched target is bit-identical; anything less
    means a target was painted on), at least ``threshold`` after a global op (``photo``);
@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ...integrity import local_ssim, ssim_box
+from ...imageops import local_ssim, ssim_box
 from ...vqa import Item, Question, box_iou, box_overlap
 from ..base import Verdict
 from .detector import Detection, Detector
