@@ -68,6 +68,8 @@ class Scored:
     edited_correct: tuple[bool, ...]
     reward: float
     edited_image: np.ndarray | None = None
+    fill: dict[str, Any] | None = None
+    """A diffusion attacker's fill (op, box, description, seed); None for a program."""
 
     @property
     def success(self) -> bool:
@@ -115,9 +117,18 @@ def score_programs(
         else:
             rec.update(reasons=tuple(a.verdict.reasons), passed=a.passed, image=a.edit.image)  # type: ignore[union-attr]
         staged.append(rec)
-    # one batched defender call for every passing, clean-correct proposal
+    return score_staged(defender, staged, [it.question for it in items], cfg, seed, keep_images)
+
+
+def score_staged(defender: Any, staged: Sequence[dict[str, Any]], questions: Sequence[Any], cfg: ScoringConfig, seed: int = 0,
+                 keep_images: bool = False) -> list[Scored]:
+    """The defender's part of scoring, for edits already judged (a program's, or a diffusion
+    fill's): one batched defender call for every passing, clean-correct edit, then
+    ``attacker_score`` (integrity x efficacy). ``staged[i]`` holds text, clean_correct, ops,
+    parsed, reasons, passed, image (None when nothing was made) and optionally fill (kept on
+    the ``Scored``); ``questions[i]`` is its question."""
     ask = [i for i, r in enumerate(staged) if r["passed"] and r["clean_correct"]]
-    images, qs = [staged[i]["image"] for i in ask], [items[i].question for i in ask]
+    images, qs = [staged[i]["image"] for i in ask], [questions[i] for i in ask]
     p_right: dict[int, float] = {}
     if cfg.efficacy == "prob":  # one "answer" per edit: is the most likely option the right one
         probs = defender.option_probs(images, qs, batch_size=cfg.batch_size) if ask else []
@@ -134,7 +145,8 @@ def score_programs(
         reward = attacker_score(r["parsed"], r["passed"], r["clean_correct"], ec, cfg.parse_penalty, cfg.integrity_penalty, p_right.get(i))
         if cfg.diversity_bonus and r["passed"] and r["ops"]:
             reward += cfg.diversity_bonus * (1.0 - passing_ops[r["ops"][0]] / n_pass)
-        out.append(Scored(r["text"], r["parsed"], r["passed"], r["reasons"], r["ops"], r["clean_correct"], ec, reward, r["image"] if keep_images else None))
+        out.append(Scored(r["text"], r["parsed"], r["passed"], r["reasons"], r["ops"], r["clean_correct"], ec, reward,
+                          r["image"] if keep_images else None, r.get("fill")))
     return out
 
 

@@ -116,6 +116,10 @@ class WorldEditorArch:
         return 3 * self.factor**2
 
 
+TINY_WORLD_ARCH = WorldEditorArch(layers=1, single_layers=1, heads=2, head_dim=16, rope_axes=(4, 6, 6), text_dim=32, pooled_dim=16)
+"""A tiny world editor (random weights, about 0.1 M parameters): tests and CPU smoke runs."""
+
+
 def world_tokenizer(max_length: int = 8):
     """A T5 unigram tokenizer: one token per world word (``WORDS``), letters for anything else."""
     from transformers import T5Tokenizer

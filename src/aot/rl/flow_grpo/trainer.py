@@ -102,15 +102,33 @@ def request_seed(seed: int, index: int) -> int:
 
 
 def add_lora(transformer: torch.nn.Module, cfg: FlowGRPOConfig) -> list[torch.nn.Parameter]:
-    """Freeze ``transformer``, add a PEFT LoRA adapter to it in place; returns the LoRA parameters."""
+    """Freeze ``transformer``, add a PEFT LoRA adapter to it in place; returns the LoRA parameters.
+    A transformer that already holds an adapter (an earlier trainer's, or loaded weights) keeps
+    it: its LoRA parameters are trained on (a new trainer is a new optimizer, not a new adapter)."""
     from peft import LoraConfig
 
     transformer.requires_grad_(False)
-    transformer.add_adapter(LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_target_modules))
+    if getattr(transformer, "peft_config", None):
+        for name, p in transformer.named_parameters():
+            p.requires_grad_("lora_" in name)
+    else:
+        transformer.add_adapter(LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, target_modules=cfg.lora_target_modules))
     params = [p for p in transformer.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"LoRA found none of {cfg.lora_target_modules} in {type(transformer).__name__}")
     return params
+
+
+def load_lora(transformer: torch.nn.Module, cfg: FlowGRPOConfig, state: dict[str, torch.Tensor]) -> None:
+    """Give ``transformer`` the LoRA adapter of ``cfg`` (or keep the one it has) and load
+    ``state`` into it (keys as ``FlowGRPOTrainer.lora_state_dict`` writes them)."""
+    from peft.utils import set_peft_model_state_dict
+
+    add_lora(transformer, cfg)
+    res = set_peft_model_state_dict(transformer, state)
+    unexpected = list(getattr(res, "unexpected_keys", None) or [])
+    if unexpected:
+        raise ValueError(f"LoRA weights do not fit this transformer ({len(unexpected)} unknown, e.g. {unexpected[0]}); were they saved with other lora settings?")
 
 
 class FlowGRPOTrainer:
