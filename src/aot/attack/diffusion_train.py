@@ -164,6 +164,13 @@ def evaluate_diffusion(attacker: DiffusionAttacker, defender: Any, items: Sequen
 
 
 # --- `aot attacker train --kind diffusion` ----------------------------------------------------
+def differing(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two JSON-like configs."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b)) for k in differing(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 def train_diffusion_run(out: str | Path, defender_spec: str, config: str | Path | None, overrides: list[str], n_items: int, seed: int,
                         resume: bool = True, progress: bool = True, threads: int = 2, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole job: OUT/checkpoint.safetensors, OUT/attacker (the trained attacker),
@@ -182,13 +189,13 @@ def train_diffusion_run(out: str | Path, defender_spec: str, config: str | Path 
     out = Path(out)
     cfg = load_config(DiffusionTrainConfig, config, overrides)
     cfg.diffusion.check("diffusion.")
-    resolved = {"config": asdict(cfg), "defender": defender_spec, "items": n_items, "seed": seed}
+    resolved = json.loads(json.dumps({"config": asdict(cfg), "defender": defender_spec, "items": n_items, "seed": seed}))
     ckpt = out / CHECKPOINT_FILE
     if resume and ckpt.exists():
-        prev = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else None
-        if prev != json.loads(json.dumps(resolved)):
-            changed = sorted(k for k in resolved if prev is None or prev.get(k) != json.loads(json.dumps(resolved[k])))
-            raise ValueError(f"{out} holds a run of other settings ({', '.join(changed)} differ); pass --no-resume to start afresh or another --out")
+        prev = json.loads((out / "config.json").read_text()) if (out / "config.json").exists() else {}
+        changed = [k for k in differing(prev, resolved) if k != "config.diffusion.steps"]  # a run may be lengthened
+        if changed:
+            raise ValueError(f"{out} holds a run of other settings ({', '.join(changed[:4])} differ); pass --no-resume to start afresh or another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", resolved)
     attacker = DiffusionAttacker(cfg.diffusion)
