@@ -96,3 +96,47 @@ def grpo_speed(model: str = "base", steps: int = 5, prompts_per_step: int = 8, n
                 f"{name}_rollouts_per_s": steps * prompts_per_step * num_generations / total, f"{name}_generation_share": gen / total}
     out["speedup"] = out["shared_steps_per_s"] / out["repeated_steps_per_s"]
     return out
+
+
+def flow_grpo_speed(editor: str = "tiny", size: int = 64, requests: int = 2, group_size: int = 4, sample_steps: int = 8,
+                    repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Flow-GRPO on the diffusion attacker's editor at ``size`` x ``size`` (simple world scenes,
+    one object's box each): rollouts/s (SDE fills with log-probabilities recorded) and the
+    seconds of a training step (rollout + update), medians over ``repeats`` steps after one
+    warm-up step. The reward is a seeded random number per fill (a stand-in: the defender and
+    judge are timed elsewhere), so every step has advantages to back-propagate."""
+    from .attack.diffusion import load_fill_editor
+    from .backends import get_backend
+    from .editors.box_ops import box_mask
+    from .editors.world_data import BOX_PAD, fill_box
+    from .rl.flow_grpo import FillRequest, FlowGRPOConfig, FlowGRPOTrainer
+
+    if size % 16:
+        raise ValueError(f"size must be a multiple of 16 (the editor's token), got {size}")
+    ed = load_fill_editor(editor, sample_steps, seed)
+    items = get_backend("world").items("train", requests, 890, pool="replay")  # simple 64x64 scenes, below the evaluation range
+    reqs = []
+    for it in items:
+        image = np.asarray(it.image)
+        if image.shape[0] != size:  # another size: the scene's render resized (timing only)
+            from PIL import Image
+
+            image = np.asarray(Image.fromarray(image).resize((size, size)))
+        o = it.scene.objects[0]
+        box = fill_box([o], image.shape[1], image.shape[0], BOX_PAD) if image.shape[0] == it.image.shape[0] else (size // 4, size // 4, size // 2, size // 2)
+        reqs.append(FillRequest(image, box_mask(image.shape[:2], box), f"{o.size} {o.color} {o.material} {o.shape}"))
+    rng = np.random.default_rng(seed)
+    trainer = FlowGRPOTrainer(ed, lambda images, _: rng.random(len(images)).tolist(), FlowGRPOConfig(group_size=group_size))
+    trainer.step(reqs, seed=0)  # warm-up
+    rollout, update = [], []
+    for r in range(repeats):
+        stats = trainer.step(reqs, seed=r + 1)
+        rollout.append(stats["time/rollout_s"])
+        update.append(stats["time/update_s"])
+    n = requests * group_size
+    med_r, med_u = statistics.median(rollout), statistics.median(update)
+    return {
+        "editor": editor, "size": size, "requests": requests, "group_size": group_size, "sample_steps": sample_steps, "repeats": repeats,
+        "threads": torch.get_num_threads(), "rollouts_per_s": n / med_r, "rollout_seconds": med_r, "update_seconds": med_u,
+        "step_seconds": statistics.median([a + b for a, b in zip(rollout, update)]),
+    }

@@ -18,6 +18,7 @@ derives every seed from (run seed, phase index), so a resumed run reproduces an 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -35,11 +36,13 @@ from .attack.base import AttackItem
 from .attack.data import attack_items, cold_start_examples
 from .attack.model import ModelAttacker, init_attacker
 from .attack.scoring import ScoringConfig, clean_correctness, score_programs, summarize
+from .attack.diffusion import DiffusionAttacker, DiffusionAttackerConfig, is_saved as is_diffusion_attacker
+from .attack.diffusion_train import evaluate_diffusion, train_diffusion_attacker
 from .attack.train import AttackerRLConfig, SFTConfig, cold_start, evaluate_attacker, train_attacker
 from .config import dump_config, to_dict
 from .backends import Backend, BackendConfig, build_backend, without_default_backend
 from .data.sft import SFTBuildConfig
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, decode_png, png_bytes
 from .models.defender import Defender, load_defender
 from .rl.defender import QAItem, train_defender
 from .rl.grpo import RLConfig
@@ -93,6 +96,29 @@ class CurriculumConfig:
             raise ValueError("clean_replay must be in [0, 4] and pool_share in [0, 1]")
 
 
+ATTACKER_KINDS = ("program", "diffusion")
+
+
+@dataclass
+class AttackerPhaseConfig(AttackerRLConfig):
+    """The loop's attacker: a program writer trained by GRPO (the fields above), or a diffusion
+    editor trained by Flow-GRPO (``kind: diffusion``, settings under ``diffusion``; ``scoring``
+    serves both)."""
+
+    kind: str = "program"
+    """'program': a model attacker writes edit programs (cold start on AOT-SFT, then GRPO).
+    'diffusion': a proposer (``diffusion.proposer``, not trained) says where and what, the
+    diffusion editor paints it and its LoRA is trained by Flow-GRPO; no AOT-SFT build or
+    cold start, and the curricula store its images."""
+    diffusion: DiffusionAttackerConfig = field(default_factory=DiffusionAttackerConfig)
+    """The diffusion attacker (``kind: diffusion``): editor, judge, proposer, Flow-GRPO."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kind not in ATTACKER_KINDS:
+            raise ValueError(f"kind must be program or diffusion, got {self.kind!r}")
+
+
 @dataclass
 class MonitorConfig:
     """Quick held-out measurements after each phase (greedy)."""
@@ -132,8 +158,8 @@ class SelfPlayConfig:
     recipe's ``heuristic-relative`` teaches the relative ops ``twin`` and ``mimic``)."""
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     """Stage 0."""
-    attacker: AttackerRLConfig = field(default_factory=AttackerRLConfig)
-    """Attacker RL (and how its proposals are scored)."""
+    attacker: AttackerPhaseConfig = field(default_factory=AttackerPhaseConfig)
+    """Attacker RL (and how its proposals are scored); ``kind: diffusion`` trains a diffusion editor instead."""
     attacker_items: int = 128
     """Items the attacker trains on per iteration."""
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
@@ -162,6 +188,7 @@ class SelfPlayConfig:
         if self.attacker_sft_teacher not in ATTACKERS:
             raise ValueError(f"attacker_sft_teacher: unknown attacker {self.attacker_sft_teacher!r}; choose from {', '.join(sorted(ATTACKERS))}")
         _check_backend(self)
+        _check_attacker_kind(self)
         # the evaluation settings are used only in the last phase: check them now, not after training
         if self.eval_n < 1:
             raise ValueError(f"eval_n must be >= 1, got {self.eval_n}")
@@ -197,9 +224,33 @@ def _check_backend(cfg: SelfPlayConfig) -> None:
         raise ValueError(f"sft: {e}") from None
 
 
+def _check_attacker_kind(cfg: SelfPlayConfig) -> None:
+    """A diffusion attacker: settings that can run, on the world, editing the curriculum."""
+    if cfg.attacker.kind != "diffusion":
+        return
+    if not cfg.backend.is_default:
+        raise ValueError(f"attacker.kind: the diffusion attacker works on the world backend only (its judge reads world objects), not {cfg.backend.name!r}")
+    if cfg.curriculum.source != "attacker":
+        raise ValueError(f"attacker.kind: diffusion trains the attacker that edits the curriculum; curriculum.source {cfg.curriculum.source!r} uses none (set source: attacker)")
+    if cfg.curriculum.opponent_pool:
+        raise ValueError("curriculum.opponent_pool: not available with attacker.kind diffusion (its earlier editors are not kept loaded); set it to false")
+    cfg.attacker.diffusion.check("attacker.diffusion.")
+
+
+def paints(attacker: Any) -> bool:
+    """Whether ``attacker`` edits pixels (a diffusion attacker) rather than writing programs."""
+    return bool(getattr(attacker, "paints", False))
+
+
+def load_attacker(path: Path, backend: Backend) -> Any:
+    """The attacker saved at ``path``: a diffusion attacker or a model attacker."""
+    return DiffusionAttacker.load(path, backend) if is_diffusion_attacker(path) else ModelAttacker.load(path, backend=backend)
+
+
 def phases(cfg: SelfPlayConfig) -> list[str]:
     learned = cfg.curriculum.source == "attacker"
-    names = ["sft", "cold_start", "warmup"] if learned else ["warmup"]
+    # a diffusion attacker's proposer is a fixed program attacker: no AOT-SFT, no cold start
+    names = ["sft", "cold_start", "warmup"] if learned and cfg.attacker.kind == "program" else ["warmup"]
     for i in range(1, cfg.iterations + 1):
         names += ([f"iter{i}.attacker"] if learned else []) + [f"iter{i}.curriculum", f"iter{i}.defender"]
     return names + ["eval"]
@@ -240,6 +291,10 @@ def attacked_accuracy(defender: Defender, attacker: Any, items: list[AttackItem]
     edit fails integrity are scored on the clean image), plus the attacker's eval summary.
     ``backend``: the items' (default: the attacker's own, else the world)."""
     backend = build_backend(backend if backend is not None else getattr(attacker, "backend", None))
+    if paints(attacker):
+        ev, scored = evaluate_diffusion(attacker, defender, items, keep_images=True)
+        images = [s.edited_image if s.passed else it.image for s, it in zip(scored, items)]
+        return greedy_accuracy(defender, [QAItem(im, it.question) for im, it in zip(images, items)]), ev
     ev = evaluate_attacker(attacker, defender, items, backend=backend)
     texts = attacker.propose(items)
     images = [backend.edited_or_clean(it, t) for it, t in zip(items, texts)]
@@ -266,6 +321,11 @@ def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, ite
     if attacker is None:  # clean-data ablation: the same items, unedited
         rows = [row(it, "", False, 0.0, "clean") for it in items[: cc.size]] + [row(it, "", False, 0.0, "replay") for it in replay]
         return rows, {"curriculum/proposals": len(items), "curriculum/edited": 0, "curriculum/clean_replay": n_clean}
+    scfg = cfg.attacker.scoring
+    if paints(attacker):  # fills are pixels: the rows keep the image, the proposal and its fill seed
+        clean = clean_correctness(defender, items, scfg, seed=cfg.seed * 7919 + iteration)
+        scored = attacker.score(defender, items, clean, scfg, seed=cfg.seed * 7927 + iteration, keep_images=True)
+        return _curriculum_rows(items, scored, ["current"] * len(items), replay, cc, n_clean, row)
     n_pool = int(round(cc.proposals * cc.pool_share)) if cc.opponent_pool and pool else 0
     texts = attacker.propose(items[n_pool:])
     sources = ["current"] * (len(items) - n_pool)
@@ -278,13 +338,23 @@ def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, ite
                 pool_texts[k] = t
         texts = pool_texts + texts
         sources = [f"pool{j % len(pool)}" for j in range(n_pool)] + sources
-    scfg = cfg.attacker.scoring
     clean = clean_correctness(defender, items, scfg, seed=cfg.seed * 7919 + iteration)
     scored = score_programs(defender, items, texts, clean, scfg, seed=cfg.seed * 7927 + iteration, backend=backend)
+    return _curriculum_rows(items, scored, sources, replay, cc, n_clean, row)
+
+
+def _curriculum_rows(items: list[Any], scored: list[Any], sources: list[str], replay: list[Any], cc: CurriculumConfig, n_clean: int,
+                     row: Callable[..., dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The kept rows (passing edits, effective first) and the clean replay, with their counts.
+    A fill's row also holds ``fill`` (op, box, description, seed) and ``image_png`` (base64):
+    the program cannot make a diffusion fill again."""
     passing = [(i, s) for i, s in enumerate(scored) if s.passed]
     # effective first (highest efficacy), then the rest in proposal order
     passing.sort(key=lambda p: (-(p[1].reward if p[1].clean_correct else 0.0), p[0]))
     rows = [row(items[i], s.text, bool(s.success), float(s.reward), sources[i]) for i, s in passing[: cc.size]]
+    for r, (_, s) in zip(rows, passing):
+        if s.fill is not None:
+            r["fill"], r["image_png"] = s.fill, base64.b64encode(png_bytes(s.edited_image)).decode()
     rows += [row(it, "", False, 0.0, "replay") for it in replay]
     summ = summarize(scored)
     stats = {
@@ -301,11 +371,15 @@ def build_curriculum(attacker: Any, defender: Defender, cfg: SelfPlayConfig, ite
 
 def curriculum_items(rows: list[dict[str, Any]], backend: Backend | BackendConfig | None = None) -> list[QAItem]:
     """(edited image, question) items from curriculum rows; the backend makes the images again
-    from each row's replay key and program (making and editing are deterministic)."""
+    from each row's replay key and program (making and editing are deterministic), except where
+    a row stores its image (``image_png``: a diffusion fill)."""
     backend = build_backend(backend)
     out = []
     for r in rows:
         q = Question.from_dict(r["question"])
+        if r.get("image_png"):
+            out.append(QAItem(decode_png(base64.b64decode(r["image_png"]), what=f"curriculum row of item {r.get('seed')}"), q))
+            continue
         out.append(QAItem(backend.replay_image(r, q, r["program"], int(r.get("seed", 0)))[1], q))
     return out
 
@@ -370,7 +444,10 @@ class RunDirError(ValueError):
 def _hashed(cfg: SelfPlayConfig) -> dict[str, Any]:
     """The config as its hashes read it: the default backend left out (at any depth), so runs
     begun before there was a backend setting resume."""
-    return without_default_backend(to_dict(cfg))
+    d = without_default_backend(to_dict(cfg))
+    if d["attacker"].get("kind") == "program":  # the default attacker: hashes as before the setting existed
+        d["attacker"] = {k: v for k, v in d["attacker"].items() if k not in ("kind", "diffusion")}
+    return d
 
 
 def resume_hash(cfg: SelfPlayConfig) -> str:
@@ -443,13 +520,13 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
     chash = resume_hash(cfg)
     state: dict[str, Any] = {"done": [], "metrics": [], "config_hash": chash, "pool": [], "curriculum": {}}
     defender: Defender
-    attacker: ModelAttacker | None = None
+    attacker: Any = None  # ModelAttacker, or DiffusionAttacker with attacker.kind diffusion
     if ckpt is not None:
         state = json.loads((ckpt / "state.json").read_text())
         state["config_hash"] = chash
         defender = load_defender(str(ckpt / "defender"))
         if (ckpt / "attacker").exists():
-            attacker = ModelAttacker.load(ckpt / "attacker", backend=backend)
+            attacker = load_attacker(ckpt / "attacker", backend)
         # rows of a phase that finished after this checkpoint was written are dropped (it is redone)
         atomic_write_jsonl(out / "metrics.jsonl", state["metrics"])
         log(f"resuming after phase {state['done'][-1]} ({ckpt.name})")
@@ -522,14 +599,18 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
                 defender.save(out / "defenders" / "warmup")
         elif phase.endswith(".attacker"):
             it = int(phase[4:].split(".")[0])
-            assert attacker is not None
             items = attack_items(cfg.attacker_items, ATTACKER_BASE + 10 * cfg.seed + it, backend=backend)
-            acfg = replace(cfg.attacker, rl=replace(cfg.attacker.rl, seed=_phase_seed(cfg, phase)))
-            m |= train_attacker(attacker, defender, items, acfg)
+            if cfg.attacker.kind == "diffusion":
+                attacker = attacker or DiffusionAttacker(cfg.attacker.diffusion, backend)
+                m |= train_diffusion_attacker(attacker, defender, items, cfg.attacker.scoring, _phase_seed(cfg, phase), cfg.attacker.clean_correct_only)
+            else:
+                assert attacker is not None
+                acfg = replace(cfg.attacker, rl=replace(cfg.attacker.rl, seed=_phase_seed(cfg, phase)))
+                m |= train_attacker(attacker, defender, items, acfg)
             pool_dir = out / "attackers" / f"iter{it}"
             attacker.save(pool_dir)
             state["pool"].append(str(pool_dir.relative_to(out)))
-            ev = evaluate_attacker(attacker, defender, mon["attack"])
+            ev = evaluate_diffusion(attacker, defender, mon["attack"])[0] if paints(attacker) else evaluate_attacker(attacker, defender, mon["attack"])
             m |= {"monitor/attacker_success": ev["success_rate"], "monitor/attacker_integrity": ev["integrity_pass_rate"], "monitor/attacker_parse": ev["parse_rate"], "monitor/attacker_op_mix": ev["op_mix"]}
         elif phase.endswith(".curriculum"):
             it = int(phase[4:].split(".")[0])
@@ -557,7 +638,7 @@ def run_selfplay(cfg: SelfPlayConfig, out: str | Path, resume: bool = False, log
                 m["monitor/attacked_acc"] = acc
                 m["monitor/attacker_success_vs_new"] = ev["success_rate"]
         elif phase == "eval":
-            m |= final_eval(cfg, out, defender, log, state, attacker)
+            m |= final_eval(cfg, out, defender, log, state, None if paints(attacker) else attacker)
         record(phase, k, m, t0)
     summary = summarize_run(state)
     atomic_write_json(out / "metrics.json", summary)

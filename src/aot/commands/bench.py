@@ -1,4 +1,4 @@
-"""`aot bench eval|sampled|grpo`: figures for the README (medians, ratios), not timed tests."""
+"""`aot bench eval|sampled|grpo|flow-grpo`: figures for the README (medians, ratios), not timed tests."""
 
 from __future__ import annotations
 
@@ -61,3 +61,29 @@ def bench_grpo(
     from ..bench import grpo_speed
 
     _print(grpo_speed(model, steps, prompts, generations, repeats=repeats), as_json)
+
+
+@app.command("flow-grpo")
+def bench_flow_grpo(
+    editor: str = typer.Option("tiny", "--editor", help="tiny | random (the born world editor's size, random weights) | PATH of a saved world editor."),
+    size: int = typer.Option(64, "--size", min=16, help="Image side in pixels (a multiple of 16)."),
+    requests: int = typer.Option(2, "--requests", min=1, help="Fill requests per step."),
+    group_size: int = typer.Option(4, "--group-size", min=2, help="Fills per request (the GRPO group)."),
+    sample_steps: int = typer.Option(8, "--sample-steps", min=1, help="Denoising steps per fill (all SDE steps)."),
+    repeats: int = typer.Option(3, "--repeats", min=1, help="Timed steps after a warm-up; medians are reported."),
+    threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Flow-GRPO on the diffusion attacker's editor: rollouts/s and a training step's seconds."""
+    import torch
+
+    from ..attack.diffusion import EDITOR_SPECS
+    from ..bench import flow_grpo_speed
+    from ..editors.diffusers_editor import is_world_editor
+
+    if editor not in EDITOR_SPECS and not is_world_editor(editor):
+        raise typer.BadParameter(f"{editor!r} is neither tiny, random nor a saved world editor", param_hint="--editor")
+    if size % 16:
+        raise typer.BadParameter(f"{size} is not a multiple of 16", param_hint="--size")
+    torch.set_num_threads(threads)
+    _print(flow_grpo_speed(editor, size, requests, group_size, sample_steps, repeats), as_json)
