@@ -346,3 +346,40 @@ def test_random_programs_go_through_attempt_and_a_defender(backend):
     defender = ScriptedAnswerer(0.3)
     answers = defender([a.edit.image for _, a in passed], [it.question for it, _ in passed], 1, 0, 0.0)
     assert len(answers) == len(passed) and all(len(x) == 1 for x in answers)
+
+
+def test_the_random_attackers_write_photo_programs_through_the_backend(backend):
+    """``random`` and ``random-all`` (listed among the attackers for any backend) on photos:
+    seeded per item, boxes clear of the targets, an ``ops`` filter that skips the world's
+    relative ops and refuses a list with no photo op."""
+    from aot.attack import RandomAttacker, make_attacker, takes_backend
+
+    items = backend.items("train", 12, 2)
+    texts = make_attacker("random", backend=backend).propose(items)
+    assert texts == make_attacker("random", backend=backend).propose(items)
+    assert texts != make_attacker("random", backend=backend).propose(backend.items("train", 12, 3))
+    assert takes_backend("random-all") and make_attacker("random-all", backend=backend).propose(items) == texts  # no relative photo ops: the same draw
+    attempts = [backend.attempt(it, t) for it, t in zip(items, texts)]
+    assert all(a.stage in (None, "integrity") for a in attempts) and sum(a.passed for a in attempts) >= 9
+    ops = {line.split(" ", 1)[0] for t in texts for line in t.splitlines()}
+    assert len(ops) >= 4 and ops <= {"add", "replace", "remove", "patch", "perturb", "photo"}
+    patches = RandomAttacker(backend=backend, kinds=("patch", "move")).propose(items)
+    assert all(line.startswith("patch ") for t in patches for line in t.splitlines())
+    with pytest.raises(ValueError, match="no photo op among"):
+        RandomAttacker(backend=backend, kinds=("twin", "mimic")).propose(items[:1])
+
+
+def test_random_adds_paint_target_labels_only_when_asked(backend):
+    """``random_target_phrase``: the duplicate only the detector check catches is written only
+    when the config asks for it."""
+    items = backend.items("train", 16, 0)
+    asked = PhotoBackend(config=PhotoBackendConfig(editor=TINY_FILL, random_target_phrase=1.0))
+    for b, want in ((backend, False), (asked, True)):
+        hits = []
+        for it in items:
+            phrases = {"a " + p for p in [t.label for t in it.targets] + list(it.question.spec.get("absent", []))}
+            if phrases:  # a question with something to duplicate
+                hits += [line.split(" ", 5)[5] in phrases for line in b.random_program(it, np.random.default_rng(it.seed), 4, ("add",)).splitlines()]
+        assert hits and all(hits) == want and any(hits) == want
+    with pytest.raises(ValueError, match="random_target_phrase must be in"):
+        PhotoBackendConfig(random_target_phrase=1.5)

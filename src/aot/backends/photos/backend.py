@@ -34,8 +34,9 @@ from ..base import SPLITS, Backend, Edit, Grown, Verdict
 from .detector import Detector, OwlDetector
 from .editor import PhotoEditor, PhotoEditResult, op_seed
 from .judge import DetectorCheck, PhotoJudgeConfig, check, detector_reasons, phrases
-from .program import PhotoEditError, parse_program
+from .program import PhotoEditError, format_program, parse_program
 from .records import PHOTO_KINDS, PhotoRecord, load_image, load_records
+from .sampling import random_program
 
 SAMPLE = Path(__file__).resolve().parents[2] / "assets" / "photos" / "sample.jsonl"
 """The shipped sample: 21 hand-written questions on seven scikit-image photos."""
@@ -63,12 +64,18 @@ class PhotoBackendConfig:
     128 px; a real pipeline wants its own size (FLUX.1-Fill: ``work_size=1024``)."""
     judge: PhotoJudgeConfig = field(default_factory=PhotoJudgeConfig)
     """The integrity checks (boxes and SSIM on; detector and MLLM judge off)."""
+    random_target_phrase: float = 0.0
+    """Chance that an ``add`` of the random attacker (``random_program``) paints the label of one
+    of the question's targets: a duplicate that changes a count or a "no" answer. Only the
+    detector check catches those, so raise it only with ``judge.detector`` on."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.eval_fraction <= 1.0:
             raise ValueError(f"photos.eval_fraction must be in [0, 1], got {self.eval_fraction}")
         if self.extend_px < 1:
             raise ValueError(f"photos.extend_px must be at least 1, got {self.extend_px}")
+        if not 0.0 <= self.random_target_phrase <= 1.0:
+            raise ValueError(f"photos.random_target_phrase must be in [0, 1], got {self.random_target_phrase}")
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,12 @@ class PhotoBackend(Backend):
 
     def parse(self, text: str) -> tuple[Any, ...]:
         return parse_program(text)
+
+    def random_program(self, item: Item, rng: np.random.Generator, max_ops: int = 2, ops: Sequence[str] | None = None) -> str:
+        """:func:`.sampling.random_program` as text: 1 to ``max_ops`` photo ops, boxes clear of
+        the targets where one is found, descriptions from a fixed list. ``ops``: the photo ops
+        among these names (others, such as the world's ``move``, are skipped)."""
+        return format_program(random_program(item, rng, max_ops, self.config.random_target_phrase, ops))
 
     def edit(self, item: Item, program: Sequence[Any]) -> Edit:
         r = self.editor.apply(item.image, program, item.seed)

@@ -46,9 +46,19 @@ def as_words(phrase: str) -> str:
     return " ".join(w for w in words if w and w[0].isalnum())[:200] if words else ""
 
 
-def random_op(item: Item, rng: np.random.Generator, p_target_phrase: float = 0.2) -> PhotoOp:
+def op_names(ops: Sequence[str] | None) -> list[str]:
+    """The photo ops among ``ops`` (None: all), in ``OP_WEIGHTS`` order. Names this language
+    lacks are skipped (the world's ``move``, ``background``, ``twin`` and ``mimic``: what the
+    ``random-all`` attacker asks every backend for); none left is an error."""
+    names = [n for n in OP_WEIGHTS if ops is None or n in ops]
+    if not names:
+        raise ValueError(f"no photo op among {list(ops or ())}; the photo ops are {', '.join(OP_WEIGHTS)}")
+    return names
+
+
+def random_op(item: Item, rng: np.random.Generator, p_target_phrase: float = 0.2, ops: Sequence[str] | None = None) -> PhotoOp:
     h, w = item.image.shape[:2]
-    names = list(OP_WEIGHTS)
+    names = op_names(ops)
     p = np.array([OP_WEIGHTS[n] for n in names])
     name = names[int(rng.choice(len(names), p=p / p.sum()))]
     if name == "photo":
@@ -67,9 +77,12 @@ def random_op(item: Item, rng: np.random.Generator, p_target_phrase: float = 0.2
     return (Add if name == "add" else Replace)(box, text)
 
 
-def random_program(item: Item, rng: np.random.Generator, max_ops: int = 2, p_target_phrase: float = 0.2) -> tuple[PhotoOp, ...]:
-    """1 to ``max_ops`` random ops for ``item`` (module doc)."""
-    return tuple(random_op(item, rng, p_target_phrase) for _ in range(int(rng.integers(1, max_ops + 1))))
+def random_program(item: Item, rng: np.random.Generator, max_ops: int = 2, p_target_phrase: float = 0.2,
+                   ops: Sequence[str] | None = None) -> tuple[PhotoOp, ...]:
+    """1 to ``max_ops`` random ops for ``item`` (module doc); ``ops``: draw only these (see
+    :func:`op_names`)."""
+    names = op_names(ops)  # checked before drawing anything
+    return tuple(random_op(item, rng, p_target_phrase, names) for _ in range(int(rng.integers(1, max_ops + 1))))
 
 
 @dataclass
