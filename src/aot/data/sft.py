@@ -57,7 +57,7 @@ from ..models.prompt import extract_choice, format_prompt
 from ..seeds import SEED_STRIDE, item_seed
 from ..vqa import LETTERS, Item, Question, box_overlap
 from .answerers import Answerer, defender_fingerprint, make_answerer
-from .store import image_value
+from .store import carries_labels, image_value
 
 SCENES_PER_SHARD = 20_000
 """Scene indices reserved per shard; a shard that has not filled after this many scenes stops
@@ -344,6 +344,9 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edi
         src.png = png_bytes(src.image)
     clean_choice = _choices(src.clean_answers, q)
     edited_choice = _choices(ed.answers, q) if ed else []
+    backend = build_backend(backend or cfg.backend)
+    key = backend.replay_key(_item(src, src.seed))
+    labelled = carries_labels(list(key))  # another backend's targets keep their labels; the world's records stay as they were
     return {
         "id": f"aot-sft-{cfg.seed}-{shard:05d}-{src.j:05d}-{f'e{ed.e}' if ed else 'c'}",
         "shard": shard,
@@ -357,15 +360,15 @@ def _record(cfg: SFTBuildConfig, cfg_hash: str, shard: int, src: Source, ed: Edi
         "answer": q.answer,
         "answer_text": q.answer_text,
         "prompt": format_prompt(q),
-        "targets": [{"id": t.id, "box": list(t.box)} for t in q.targets],
+        "targets": [{"id": t.id, "box": list(t.box), **({"label": t.label} if labelled else {})} for t in q.targets],
         "question_spec": json.dumps(q.spec, sort_keys=True),
         # the backend's replay key, one JSON column per field (the world: "scene")
-        **{k: json.dumps(v, sort_keys=True) for k, v in build_backend(backend or cfg.backend).replay_key(_item(src, src.seed)).items()},
+        **{k: json.dumps(v, sort_keys=True) for k, v in key.items()},
         "clean_image": image_value(src.png),
         "edited_image": image_value(png_bytes(ed.result.image) if ed else src.png),
         "attacker": attacker if ed else "",
         "edit_program": ed.text if ed else "",
-        "edit_json": json.dumps(build_backend(backend or cfg.backend).program_json(ed.program) if ed else [], sort_keys=True),
+        "edit_json": json.dumps(backend.program_json(ed.program) if ed else [], sort_keys=True),
         "edit_ops": [op.name for op in ed.program] if ed else [],
         "integrity_passed": True,
         "integrity_ssim": [{"id": int(i), "ssim": round(float(v), 6)} for i, v in sorted(ed.verdict.ssim.items())] if ed else [],

@@ -34,6 +34,10 @@ FORMAT_VERSION = 1
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 """Arrow layout of a ``datasets.Image`` value."""
 TARGET_TYPE = pa.struct([("id", pa.int64()), ("box", pa.list_(pa.int64()))])
+LABELLED_TARGET_TYPE = pa.struct([("id", pa.int64()), ("box", pa.list_(pa.int64())), ("label", pa.string())])
+"""A target with its label (the phrase a detector looks for; empty when the file gives none):
+the ``targets`` type of another backend's records. The world's records keep ``TARGET_TYPE``,
+so their bytes and content hashes are what they were (see :func:`carries_labels`)."""
 SSIM_TYPE = pa.struct([("id", pa.int64()), ("ssim", pa.float64())])
 
 # column -> (arrow type, Hugging Face feature), in record order
@@ -126,13 +130,21 @@ REPLAY_COLUMN = "scene"
 """The world's replay key column; another backend's records hold its own ``replay_fields`` there."""
 
 
+def carries_labels(replay_fields: Sequence[str]) -> bool:
+    """Whether records with these replay-key columns store each target's label (``label``, ""
+    when it has none): another backend's do; the world's (``scene``) do not."""
+    return list(replay_fields) != [REPLAY_COLUMN]
+
+
 def schema_for(keys: Sequence[str]) -> pa.Schema:
     """The record schema for rows with ``keys``: ``SCHEMA`` for the world's records; for
-    another backend's, its replay-key columns (JSON text) in place of ``scene``."""
+    another backend's, its replay-key columns (JSON text) in place of ``scene`` and targets of
+    ``LABELLED_TARGET_TYPE``."""
     extra = [k for k in keys if k not in COLUMNS]
     if not extra:
         return SCHEMA
     cols = {k2: v for k, v in COLUMNS.items() for k2, v in ([(e, (pa.string(), _STR)) for e in extra] if k == REPLAY_COLUMN else [(k, v)])}
+    cols["targets"] = (pa.list_(LABELLED_TARGET_TYPE), _list({"id": _I64, "box": _list(_I64), "label": _STR}))
     return pa.schema([pa.field(k, t) for k, (t, _) in cols.items()], metadata={"huggingface": json.dumps({"info": {"features": {k: f for k, (_, f) in cols.items()}}})})
 
 
