@@ -70,9 +70,24 @@ def backend_config(backend: str | None, data: Path | None, default: Any = None) 
 
 def backend_sets(backend: str | None, data: Path | None, prefix: str = "") -> list[str]:
     """The same flags as dotted config overrides (``backend.name=...``, ``backend.data=...``),
-    checked as :func:`backend_config` checks them."""
+    checked as :func:`backend_config` checks them. ``--data`` without ``--backend`` goes to the
+    backend the config names (a preset such as ``photos`` may name one): only the file is checked
+    here; :func:`check_backend` checks it against that backend once the config is loaded."""
     import json
 
-    backend_config(backend, data)
+    from ..backends import BackendConfig
+
+    if backend is not None:
+        backend_config(backend, data)
+    elif data is not None:
+        BackendConfig(data=str(data))  # a missing file or a folder: one error line now
     return ([f"{prefix}backend.name={json.dumps(backend)}"] if backend is not None else []) + (
         [f"{prefix}backend.data={json.dumps(str(data))}"] if data is not None else [])
+
+
+def check_backend(cfg: Any) -> None:
+    """Raise (one ``error:`` line) when a loaded config's backend does not take its data file or
+    options; nothing is built (the backend's module is imported)."""
+    from ..backends.config import check_constructor
+
+    check_constructor(cfg)

@@ -57,7 +57,7 @@ def build_sft(
     from ..config import ConfigError, load_config
     from ..data.build import BuildError, build_sft as build, describe_manifest
     from ..data.sft import SFTBuildConfig
-    from . import backend_sets, check_out_dir
+    from . import backend_sets, check_backend, check_out_dir
 
     check_out_dir(out)
     flags = {"n": n, "seed": seed, "shard_size": shard_size, "attacker": attacker, "defender": defender, "k": k}
@@ -68,6 +68,7 @@ def build_sft(
         cfg = load_config(SFTBuildConfig, config, sets)
     except (ConfigError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
+    check_backend(cfg.backend)
     with Progress(
         TextColumn("[bold]build-sft"), BarColumn(), MofNCompleteColumn(), TextColumn("records"), TimeElapsedColumn(), TimeRemainingColumn(),
         console=console, transient=True,
