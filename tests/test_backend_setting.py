@@ -151,6 +151,7 @@ def test_the_default_backend_is_left_out_of_every_hash(tiles):
     cfg = SelfPlayConfig()
     d = to_dict(cfg)
     assert d.pop("backend") == d["sft"].pop("backend") == {"name": "world", "data": "", "options": {}}
+    assert d["attacker"].pop("kind") == "program" and d["attacker"].pop("diffusion")  # the default attacker: left out too
     old = lambda x: hashlib.sha256(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert full_hash(cfg) == old(d)
     assert resume_hash(cfg) == old({k: v for k, v in d.items() if k not in ("eval_suite", "eval_n")})
