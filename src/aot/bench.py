@@ -105,6 +105,8 @@ def flow_grpo_speed(editor: str = "tiny", size: int = 64, requests: int = 2, gro
     seconds of a training step (rollout + update), medians over ``repeats`` steps after one
     warm-up step. The reward is a seeded random number per fill (a stand-in: the defender and
     judge are timed elsewhere), so every step has advantages to back-propagate."""
+    from PIL import Image
+
     from .attack.diffusion import load_fill_editor
     from .backends import get_backend
     from .editors.box_ops import box_mask
@@ -117,13 +119,11 @@ def flow_grpo_speed(editor: str = "tiny", size: int = 64, requests: int = 2, gro
     items = get_backend("world").items("train", requests, 890, pool="replay")  # simple 64x64 scenes, below the evaluation range
     reqs = []
     for it in items:
-        image = np.asarray(it.image)
-        if image.shape[0] != size:  # another size: the scene's render resized (timing only)
-            from PIL import Image
-
-            image = np.asarray(Image.fromarray(image).resize((size, size)))
         o = it.scene.objects[0]
-        box = fill_box([o], image.shape[1], image.shape[0], BOX_PAD) if image.shape[0] == it.image.shape[0] else (size // 4, size // 4, size // 2, size // 2)
+        side = it.image.shape[0]
+        box = fill_box([o], side, side, BOX_PAD)  # the first object's box, scaled with the image
+        image = it.image if side == size else np.asarray(Image.fromarray(it.image).resize((size, size)))
+        box = tuple(min(size, round(v * size / side)) for v in box)
         reqs.append(FillRequest(image, box_mask(image.shape[:2], box), f"{o.size} {o.color} {o.material} {o.shape}"))
     rng = np.random.default_rng(seed)
     trainer = FlowGRPOTrainer(ed, lambda images, _: rng.random(len(images)).tolist(), FlowGRPOConfig(group_size=group_size))

@@ -30,7 +30,7 @@ import numpy as np
 from ..backends import Backend, get_backend
 from ..editors.box_ops import BoxEdit, box_mask, box_prompt
 from ..editors.world_data import describe_obj, fill_box
-from ..edits import AddObject, EditError, RemoveObject, ReplaceAttrs, TwinObject
+from ..edits import AddObject, RemoveObject, ReplaceAttrs, TwinObject
 from ..judge.verdict import JudgeVerdictConfig, judge_verdict
 from ..rl.flow_grpo import FillRequest, FlowGRPOConfig
 from .base import AttackItem, item_rng
