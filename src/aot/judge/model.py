@@ -91,10 +91,18 @@ class WorldJudge(nn.Module):
 
 def decode(out: torch.Tensor, cell: int, threshold: float) -> list[Detection]:
     """(N_OUT, h, w) cell outputs of one image -> detections (centre peaks above ``threshold``)."""
-    prob = torch.sigmoid(out[0])  # (h, w)
-    peak = (prob == F.max_pool2d(prob[None, None], 3, 1, 1)[0, 0]) & (prob > threshold)
+    logit = out[0]  # (h, w)
+    prob = torch.sigmoid(logit)
+    # peaks on the logits: a confident object saturates the sigmoid to exactly 1.0 in two
+    # neighbouring cells, and a tie there made both "the 3x3 maximum" (one object, two detections)
+    peak = (logit == F.max_pool2d(logit[None, None], 3, 1, 1)[0, 0]) & (prob > threshold)
+    cells = sorted(peak.nonzero().tolist(), key=lambda c: -float(logit[c[0], c[1]]))
+    kept: list[tuple[int, int]] = []
+    for cy, cx in cells:  # exact ties left: keep the first of any two peaks in touching cells
+        if all(max(abs(cy - ky), abs(cx - kx)) > 1 for ky, kx in kept):
+            kept.append((cy, cx))
     dets = []
-    for cy, cx in peak.nonzero().tolist():
+    for cy, cx in kept:
         o = out[:, cy, cx]
         ox, oy = torch.sigmoid(o[1:3]).tolist()  # centre inside the cell, in cells
         k, attrs = 3, {}
