@@ -57,9 +57,10 @@ class DiffusionAttackerConfig:
     """The fill editor: a born world editor saved by ``aot pretrain-editor`` (folder or
     .safetensors), 'tiny' (a tiny random-weight world editor, for tests) or 'random' (the
     born editor's size, random weights: for speed figures)."""
-    judge: str = ""
-    """The world judge of the integrity verdict: a judge saved by ``aot pretrain-judge`` (folder
-    or .safetensors), or 'untrained' (random weights: smoke tests only; it sees nothing)."""
+    judge: str = "base"
+    """The world judge of the integrity verdict: 'base' (the shipped judge,
+    ``aot/assets/world_judge``), a judge saved by ``aot pretrain-judge`` (folder or
+    .safetensors), or 'untrained' (random weights: smoke tests only; it sees nothing)."""
     proposer: str = "random"
     """Where and what: 'random' (random add / replace / remove programs), 'fixed' (a
     lookalike of the first target, in a confusable colour, beside it), another registered
@@ -86,7 +87,7 @@ class DiffusionAttackerConfig:
         naming the key: called before any work, not at every default construction."""
         if not self.judge:
             raise ValueError(f"{prefix}judge: give a world judge saved by `aot pretrain-judge --out DIR` (its folder), or 'untrained' for a smoke test")
-        if self.judge != "untrained" and not Path(self.judge).exists():
+        if self.judge not in ("untrained", "base") and not Path(self.judge).exists():
             raise ValueError(f"{prefix}judge: {self.judge} does not exist (a saved world judge, or 'untrained')")
         if self.editor not in EDITOR_SPECS:
             from ..editors.diffusers_editor import is_world_editor
@@ -225,6 +226,10 @@ def load_fill_editor(spec: str, steps: int, seed: int = 0) -> Any:
     return load_world_editor(spec, steps=steps, seed=seed)
 
 
+JUDGE_ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "world_judge"
+"""The shipped world judge (``aot pretrain-judge``, 3,000 steps; docs/diffusion-attacker.md)."""
+
+
 def load_detector(spec: str, seed: int = 0) -> Any:
     """``WorldJudge.detect`` of a saved judge, or of a random-weight one ('untrained')."""
     import torch
@@ -235,7 +240,7 @@ def load_detector(spec: str, seed: int = 0) -> Any:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return WorldJudge().eval().detect
-    return load_judge(spec).detect
+    return load_judge(JUDGE_ASSET_DIR if spec == "base" else spec).detect
 
 
 def fill_seed(item: AttackItem, seed: int) -> int:
