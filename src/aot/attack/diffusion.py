@@ -42,6 +42,10 @@ FILL_OP_TYPES = (AddObject, TwinObject, ReplaceAttrs, RemoveObject)
 EDITOR_SPECS = ("tiny", "random")
 """Editors by name: 'tiny' (a tiny random-weight world editor: tests) and 'random' (the born
 editor's architecture with random weights: speed figures before trained weights exist)."""
+EDITOR_ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "world_editor"
+"""The shipped born world editor (``aot pretrain-editor``; docs/diffusion-attacker.md)."""
+JUDGE_ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "world_judge"
+"""The shipped world judge (``aot pretrain-judge``, 3,000 steps; docs/diffusion-attacker.md)."""
 ATTACKER_FILE = "diffusion_attacker.json"
 LORA_FILE = "lora.safetensors"
 FILL_TAG = 0xF111
@@ -53,10 +57,11 @@ FIXED_TAG = 0xF1CE
 class DiffusionAttackerConfig:
     """The diffusion attacker: proposer, editor, judge, and its Flow-GRPO training."""
 
-    editor: str = "tiny"
-    """The fill editor: a born world editor saved by ``aot pretrain-editor`` (folder or
-    .safetensors), 'tiny' (a tiny random-weight world editor, for tests) or 'random' (the
-    born editor's size, random weights: for speed figures)."""
+    editor: str = "base"
+    """The fill editor: 'base' (the shipped born world editor, ``aot/assets/world_editor``), a
+    world editor saved by ``aot pretrain-editor`` (folder or .safetensors), 'tiny' (a tiny
+    random-weight world editor, for tests) or 'random' (the born editor's size, random
+    weights: for speed figures)."""
     judge: str = "base"
     """The world judge of the integrity verdict: 'base' (the shipped judge,
     ``aot/assets/world_judge``), a judge saved by ``aot pretrain-judge`` (folder or
@@ -92,7 +97,9 @@ class DiffusionAttackerConfig:
         if self.editor not in EDITOR_SPECS:
             from ..editors.diffusers_editor import is_world_editor
 
-            if not is_world_editor(self.editor):
+            if self.editor == "base" and not is_world_editor(str(EDITOR_ASSET_DIR)):
+                raise ValueError(f"{prefix}editor: the born world editor is not shipped at {EDITOR_ASSET_DIR}; run `aot pretrain-editor --out DIR` and pass DIR")
+            if self.editor != "base" and not is_world_editor(self.editor):
                 raise ValueError(f"{prefix}editor: {self.editor!r} is not a saved world editor (aot pretrain-editor --out DIR writes one), 'tiny' or 'random'")
         check_proposer(self.proposer, f"{prefix}proposer")
 
@@ -223,11 +230,7 @@ def load_fill_editor(spec: str, steps: int, seed: int = 0) -> Any:
         cfg = world_editor_config(steps=steps, seed=seed)
         cfg.max_sequence_length = pipe.tokenizer.model_max_length
         return DiffusersEditor(cfg, pipe=pipe)
-    return load_world_editor(spec, steps=steps, seed=seed)
-
-
-JUDGE_ASSET_DIR = Path(__file__).resolve().parent.parent / "assets" / "world_judge"
-"""The shipped world judge (``aot pretrain-judge``, 3,000 steps; docs/diffusion-attacker.md)."""
+    return load_world_editor(EDITOR_ASSET_DIR if spec == "base" else spec, steps=steps, seed=seed)
 
 
 def load_detector(spec: str, seed: int = 0) -> Any:
