@@ -220,6 +220,7 @@ def test_attacker_kind_diffusion_runs_one_self_play_iteration_and_resumes(tmp_pa
     (["attacker", "train", "--kind", "diffusion", "--out", "{t}/a", "--judge", "untrained", "--proposer", "nobody"], 1, "proposer: 'nobody' is neither fixed"),
     (["attacker", "train", "--kind", "diffusion", "--out", "{t}/a", "--judge", "untrained", "--editor", "{t}"], 1, "is not a saved world editor"),
     (["attacker", "train", "--kind", "diffusion", "--out", "{t}/a", "--judge", "{t}/nojudge"], 1, "nojudge does not exist"),
+    (["attacker", "train", "--kind", "diffusion", "--out", "{t}/a", "--editor", "base"], 1, "the born world editor is not shipped"),
     (["attacker", "eval", "--kind", "diffusion", "--attacker", "{t}"], 2, "neither untrained nor the folder of a trained diffusion attacker"),
     (["attacker", "eval", "--kind", "diffusion", "--judge", "untrained", "--baselines", "randm"], 2, "unknown attacker 'randm'"),
     (["train", "--config", "micro", "--out", "{t}/r", "--set", "attacker.kind=diffusion", "--set", "attacker.diffusion.judge="], 2, "attacker.diffusion.judge: give a world judge"),
