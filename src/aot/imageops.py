@@ -84,3 +84,10 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     for i, w in enumerate(k):
         out += w * p[:, i : i + W]
     return out
+
+
+def clip_box(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int] | None:
+    """``box`` (x0, y0, x1, y1; x1/y1 exclusive) clipped to the canvas, or None when nothing of
+    it is inside. Shared by the world's editor and the photo editor."""
+    x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
+    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None

@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..imageops import _gauss_kernel, gaussian_blur  # noqa: F401  (moved to aot.imageops; re-exported here)
+from ..imageops import _gauss_kernel, clip_box, gaussian_blur  # noqa: F401  (moved to aot.imageops; re-exported here)
 from ..world.render import render, to_uint8
 from ..world.types import Obj, Scene
 from .ops import (
@@ -64,11 +64,6 @@ class EditResult:
     touched_boxes: tuple[Box, ...]
     touched_ops: tuple[int, ...]
     program: tuple[Op, ...]
-
-
-def _clip(box: Box, w: int, h: int) -> Box | None:
-    x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], w), min(box[3], h)
-    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
 def _photometric(img: np.ndarray, op: Photometric) -> np.ndarray:
@@ -211,13 +206,13 @@ def apply_program(scene: Scene, program: Iterable[Op], image: np.ndarray | None 
             continue
         if isinstance(op, OccludingPatch):
             touched.append((i, op.box))
-            b = _clip(op.box, W, H)
+            b = clip_box(op.box, W, H)
             if b is not None:
                 img[b[1] : b[3], b[0] : b[2]] = PATCH_RGB[op.color]
                 occluders.append((b, 1.0))
         elif isinstance(op, Perturb):
             touched.append((i, op.box))
-            b = _clip(op.box, W, H)
+            b = clip_box(op.box, W, H)
             if b is not None:
                 crop = img[b[1] : b[3], b[0] : b[2]]
                 signs = np.random.default_rng(op.seed).integers(0, 2, size=crop.shape, dtype=np.int16) * 2 - 1
@@ -227,7 +222,7 @@ def apply_program(scene: Scene, program: Iterable[Op], image: np.ndarray | None 
             box = _mimic_box(cur, src, mimics)
             mimics.append(box)
             touched.append((i, box))
-            b = _clip(box, W, H)
+            b = clip_box(box, W, H)
             if b is not None:
                 img[b[1] : b[3], b[0] : b[2]] = PATCH_RGB[src.color]
                 occluders.append((b, 1.0))

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from ...editors import BoxEdit, DiffusersEditor, EditorConfig
-from ...imageops import gaussian_blur
+from ...imageops import clip_box, gaussian_blur
 from ...vqa import Box
 from .program import PATCH_COLOURS, BoxFill, Patch, Perturb, Photometric, PhotoApplyError, PhotoOp
 
@@ -40,12 +40,6 @@ class PhotoEditResult:
     """Program index of each touched box."""
     global_ops: tuple[int, ...]
     """Program indices of ops that change every pixel (``photo``): target boxes change too."""
-
-
-def clip_box(box: Box, width: int, height: int) -> Box | None:
-    """``box`` clipped to the canvas, or None when nothing of it is inside."""
-    x0, y0, x1, y1 = max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
-    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
 def op_seed(item_seed: int, index: int) -> int:
