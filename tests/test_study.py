@@ -78,6 +78,21 @@ def test_resume_with_another_config_is_refused(uninterrupted, capsys):
     assert "another config" in capsys.readouterr().err
 
 
+def test_resume_may_drop_arms_and_keeps_their_finished_work(uninterrupted, tmp_path, monkeypatch):
+    import shutil
+
+    out = tmp_path / "c"
+    shutil.copytree(uninterrupted, out)
+    calls = []
+    monkeypatch.setattr(study_mod, "run_selfplay", lambda *a, **kw: calls.append("run"))
+    assert main(["study", "--out", str(out), *MICRO, "--set", "arms=[base,clean,aot]", "--resume"]) == 0
+    assert calls == []  # the kept arms had finished
+    s = json.loads((out / "study.json").read_text())
+    assert s["arms"] == ["base", "clean", "aot"] and set(s["differences"]) == {"clean - base", "aot - base", "aot - clean"}
+    full = json.loads((uninterrupted / "study.json").read_text())
+    assert s["differences"]["aot - base"] == full["differences"]["aot - base"]
+
+
 def test_comparisons_by_hand():
     assert comparisons(["base", "clean", "aot"]) == [("base", "clean"), ("base", "aot"), ("clean", "aot")]
     assert comparisons(["base", "oracle"]) == [("base", "oracle")]

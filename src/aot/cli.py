@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     Runs in Click's standalone mode, as the ``aot`` script does, so every exit path has one
     code: ``typer.Exit(n)`` gives ``n``, usage errors 2 (bad options and values, shown with the
     usage line), an abort 1, success 0. Any other exception a command raises (a bad file, a
-    corrupt dataset, a full disk) is printed as one line ``error: ...`` on stderr and gives 1;
+    corrupt dataset, a full disk) is printed as one line ``error: ...`` on stderr and gives 1 (2 for a
+    bad config value, ``ConfigError``, like any usage error);
     ``--debug`` anywhere on the line (or ``AOT_DEBUG=1``) lets it propagate with its traceback.
     Exceptions of the separate ``click`` package (Typer vendors its own copy, so it does not
     handle them) give their ``exit_code`` and message."""
@@ -110,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if debug:
             raise
+        from .config import ConfigError
+
         print(f"error: {error_message(e)}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, ConfigError) else 1  # a bad config value is a usage error
     return 0
 
 

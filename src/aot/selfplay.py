@@ -217,7 +217,8 @@ def _check_backend(cfg: SelfPlayConfig) -> None:
     neutral = ", ".join(sorted(a for a in ATTACKERS if takes_backend(a)))
     for key, name in (("attacker_sft_teacher", cfg.attacker_sft_teacher), ("sft.attacker", cfg.sft.attacker)):
         if not takes_backend(name):
-            raise ValueError(f"{key}: attacker {name!r} reads the world's scene graph; on backend {cfg.backend.name!r} set {key} to one of {neutral}")
+            preset = " (or start from the preset `--config photos`)" if cfg.backend.name == "photos" else ""
+            raise ValueError(f"{key}: attacker {name!r} reads the world's scene graph; on backend {cfg.backend.name!r} set {key} to one of {neutral}{preset}")
     try:
         replace(cfg.sft, backend=cfg.backend)  # its kinds, regimes and attacker, checked now rather than after the warm-up
     except ValueError as e:

@@ -179,7 +179,9 @@ def _check_dir(cfg: StudyConfig, out: Path, resume: bool) -> None:
         prev = load_config(StudyConfig, saved)
     except ValueError as e:
         raise StudyDirError(f"cannot resume {out}: {saved} is unreadable ({e})") from None
-    if config_hash(replace(prev, seeds=cfg.seeds)) != config_hash(cfg):
+    # seeds and arms may change on resume: every arm of every seed is its own folder, so adding
+    # or dropping one leaves the others valid
+    if config_hash(replace(prev, seeds=cfg.seeds, arms=cfg.arms)) != config_hash(cfg):
         raise StudyDirError(f"cannot resume {out}: it was started with another config (see {saved}); choose another --out")
 
 

@@ -15,7 +15,7 @@ def study(
     config: str = typer.Option("study", "--config", help="A study YAML or preset (study, study-micro), or a run YAML/preset (demo, micro) the arms derive from."),
     set_: list[str] = typer.Option([], "--set", help="Override a study setting, e.g. --set eval_n=200 --set run.defender_rl.max_steps=40 --set arms=[base,clean,aot]."),
     seeds: int = typer.Option(None, "--seeds", min=1, help="Training seeds 0..N-1 (default: the config's `seeds`)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out: finished runs, arms and evaluations are kept."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the study in --out: finished runs, arms and evaluations are kept; --seeds and arms may change, nothing else."),
 ) -> None:
     """Every baseline at equal defender training compute over several seeds; paired differences
     with bootstrap intervals (table.md leads with them), absolute values after."""
