@@ -71,3 +71,14 @@ def test_aot_eval_rejects_unknown_benchmark(tmp_path, capsys):
 def test_aot_eval_rejects_bad_attacker_before_loading(tmp_path, capsys):
     assert main(["eval", "--model", "no-such-model-dir", "--suite", "heldout", "--attacker", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "--attacker" in capsys.readouterr().err
+
+
+def test_aot_eval_set_reaches_the_backend_options(tmp_path, capsys):
+    out = tmp_path / "ev"
+    opts = "backend.options={config: {eval_fraction: 0.5, judge: {ssim: {threshold: 0.9}}}}"
+    assert main(["eval", "--model", "tiny-qwen2.5-vl", "--backend", "photos", "--suite", "backend-clean", "--n", "2", "--strict-trials", "0",
+                 "--set", opts, "--set", "temperature=0.5", "--out", str(out)]) == 0
+    cfg = json.loads((out / "results.json").read_text())["config"]
+    assert cfg["backend"]["options"] == {"config": {"eval_fraction": 0.5, "judge": {"ssim": {"threshold": 0.9}}}} and cfg["temperature"] == 0.5
+    assert main(["eval", "--model", "tiny-qwen2.5-vl", "--suite", "vstar", "--set", "temprature=0.5", "--out", str(tmp_path / "e2")]) == 2
+    assert "temprature" in capsys.readouterr().err and not (tmp_path / "e2" / "results.json").exists()

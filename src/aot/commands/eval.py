@@ -38,6 +38,8 @@ def eval_command(
     report: bool = typer.Option(False, "--report", help="Also write OUT/report.html (the table of this run)."),
     backend: Optional[str] = typer.Option(None, "--backend", help=BACKEND_HELP + " On another backend the suite is backend-clean and backend-attacked."),
     data: Optional[Path] = typer.Option(None, "--data", help=DATA_HELP),
+    set_: list[str] = typer.Option([], "--set", help="Override any evaluation setting (aot.eval.EvalConfig) after the flags, e.g. "
+                                   "--set temperature=0.7 --set 'backend.options={config: {judge: {ssim: {threshold: 0.9}}}}'."),
 ) -> None:
     """Run the evaluation suite on one model: greedy and strict-k metrics per benchmark."""
     from ..eval import EvalConfig, resolve_attacker, resolve_suite, run_suite, write_results
@@ -66,6 +68,10 @@ def eval_command(
             pope_questions=pope_questions, pope_images=str(pope_images) if pope_images else None,
             vstar_file=str(vstar) if vstar else None, vstar_images=str(vstar_images) if vstar_images else None, backend=bcfg,
         )
+        if set_:
+            from ..config import apply_overrides, from_dict, to_dict
+
+            cfg = from_dict(EvalConfig, apply_overrides(to_dict(cfg), list(set_)))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     from ..eval.adapters import AdapterError, read_records
