@@ -115,6 +115,23 @@ def test_a_relative_image_path_is_read_beside_the_file_and_split_by_photo(tmp_pa
     assert [r.split for r in load_records(tmp_path / "x.jsonl", eval_fraction=1.0)] == ["eval"] * 3
 
 
+def test_replay_keys_are_relative_to_the_data_file_so_a_moved_folder_still_replays(tmp_path):
+    import shutil
+
+    src = tmp_path / "a"
+    (src / "img").mkdir(parents=True)
+    Image.fromarray(np.arange(40 * 60 * 3, dtype=np.uint8).reshape(40, 60, 3)).save(src / "img" / "a.png")
+    rec = {"image": "img/a.png", "question": "Is there a dog?", "options": ["yes", "no"], "answer": "no", "absent": ["dog"]}
+    write_jsonl([rec, {**rec, "question": "Is there a cat?"}], src / "x.jsonl")
+    item = PhotoBackend(src / "x.jsonl", PhotoBackendConfig(eval_fraction=0.0)).items("train", 1, 0)[0]
+    key = PhotoBackend(src / "x.jsonl", PhotoBackendConfig(eval_fraction=0.0)).replay_key(item)
+    assert key["photo"]["image"] == "img/a.png"
+    shutil.move(src, tmp_path / "b")
+    moved = PhotoBackend(tmp_path / "b" / "x.jsonl", PhotoBackendConfig(eval_fraction=0.0))
+    again = moved.replay(key, item.question)
+    assert np.array_equal(again.image, item.image) and moved.replay_key(again) == key
+
+
 # --- adapters -----------------------------------------------------------------------------
 def test_vstar_folder_maps_onto_records(tmp_path):
     bench = tmp_path / "vstar_bench"

@@ -14,7 +14,7 @@ on each repeat and eval seeds stay recognisable. Slots reorder one split; they c
 apart sets the file does not have. Train and eval never share a photo.
 
 An item's replay key is ``{"photo": {"image", "pad", "extend_seed", "extend_prompt"}}``: where
-its photo was read from and how it was extended (pad (0, 0, 0, 0): not extended). With the
+its photo was read from (relative to the data file's folder when under it) and how it was extended (pad (0, 0, 0, 0): not extended). With the
 program text it re-makes an edit, byte for byte, given the same editor configuration.
 """
 
@@ -183,17 +183,28 @@ class PhotoBackend(Backend):
 
     def replay_key(self, item: Item) -> dict[str, Any]:
         m = item.meta
-        return {"photo": {"image": m["image"], "pad": list(m["pad"]), "extend_seed": m["extend_seed"], "extend_prompt": m["extend_prompt"]}}
+        return {"photo": {"image": self._portable(m["image"]), "pad": list(m["pad"]), "extend_seed": m["extend_seed"], "extend_prompt": m["extend_prompt"]}}
 
     def replay(self, key: Mapping[str, Any], question: Question, seed: int = 0, image: np.ndarray | None = None) -> Item:
         ph = key["photo"]
         pad = tuple(int(v) for v in ph["pad"])
         if image is None:
-            image, _ = load_image(ph["image"], Path.cwd())
+            image, _ = load_image(ph["image"], self.data_file.parent.resolve())
             if any(pad):
                 image = self.editor.extend(image, pad, ph["extend_prompt"], int(ph["extend_seed"]))  # type: ignore[arg-type]
         meta = {"image": ph["image"], "pad": list(pad), "extend_seed": int(ph["extend_seed"]), "extend_prompt": ph["extend_prompt"]}
         return Item(None, image, question, seed, str(question.spec.get("id", "")), meta)
+
+    def _portable(self, ref: str) -> str:
+        """A photo under the data file's folder is keyed relative to it, so a curriculum still
+        replays after the folder moves; any other reference stays as it is."""
+        p = Path(ref)
+        if not p.is_absolute():
+            return ref
+        try:
+            return p.relative_to(self.data_file.parent.resolve()).as_posix()
+        except ValueError:
+            return ref
 
     # --- the editor and the judge -----------------------------------------------------------
     @property
