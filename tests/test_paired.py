@@ -85,3 +85,15 @@ def test_unpaired_items_are_refused():
     b[1]["text"] = "another question"
     with pytest.raises(ValueError, match="same items"):
         paired_bootstrap([(rows([1, 0]), b)], ACC)
+
+
+def test_heldout_attacked_accuracy_counts_each_base_question_once():
+    # unit 0: edit passed, clean right, attacked wrong; unit 1: edit failed, clean wrong;
+    # unit 2: edit passed, clean right, attacked right -> attacked accuracy (0 + 0 + 1) / 3
+    meta = [{"base": 0, "role": "clean", "valid": True}, {"base": 0, "role": "attacked", "valid": True},
+            {"base": 1, "role": "clean", "valid": False}, {"base": 2, "role": "clean", "valid": True}, {"base": 2, "role": "attacked", "valid": True}]
+    m = PAIRED_METRICS["heldout/greedy/attacked/accuracy"]
+    assert m(rows([1, 0, 0, 1, 1], meta)) == pytest.approx(1 / 3)
+    # B resists the edit of unit 0 and fails unit 2's: no change overall, three units
+    r = paired_bootstrap([(rows([1, 0, 0, 1, 1], meta), rows([1, 1, 0, 1, 0], meta))], m, n_boot=300)
+    assert r["diff"] == 0.0 and r["units"] == 3

@@ -45,6 +45,27 @@ def test_every_phase_ran_and_defender_changed(full_run):
     assert "monitor/clean_simple_acc" in by_phase["iter2.defender"]
 
 
+def test_the_final_defender_meets_its_own_attackers_held_out_edits(full_run):
+    from aot.eval.paired import PAIRED_METRICS
+
+    metric = PAIRED_METRICS["heldout/greedy/attacked/accuracy"]
+    res = {}
+    for arm in ("base", "final"):
+        r = json.loads((full_run / "eval" / "attacker" / arm / "results.json").read_text())
+        preds = [json.loads(l) for l in (full_run / "eval" / "attacker" / arm / "predictions.jsonl").read_text().splitlines()]
+        assert r["benchmarks"]["heldout"]["info"]["n"] == 4 and r["config"]["attacker"] != "heuristic"
+        # the paired metric recounts the benchmark's own figure from the rows
+        assert metric(preds) == pytest.approx(r["metrics"]["heldout/greedy/attacked/accuracy"])
+        res[arm] = preds
+    # the same edited images for both defenders: the programs of the run's attacker, once
+    assert [p["meta"] for p in res["base"]] == [p["meta"] for p in res["final"]]
+    m = json.loads((full_run / "metrics.json").read_text())["metrics"][-1]
+    assert "eval/attacker/final/heldout/greedy/attacked/accuracy" in m
+    import html
+
+    assert "Against this run's last attacker, on held-out questions" in html.unescape((full_run / "report.html").read_text())
+
+
 def test_resume_after_kill_skips_finished_phases_and_matches_uninterrupted(full_run, tmp_path, monkeypatch):
     import aot.data.build
     import aot.selfplay as sp

@@ -174,6 +174,11 @@ class SelfPlayConfig:
     """Benchmarks of the final evaluation ('' skips it)."""
     eval_n: int = 64
     """Items per benchmark in the final evaluation."""
+    eval_attacker_n: int = 0
+    """Held-out base questions (evaluation seeds) that the run's own last attacker edits, answered
+    by the base and the final defender: does the final defender resist its opponent's edits
+    better? The ``heldout`` benchmark with the run's attacker, in OUT/eval/attacker/ and the
+    report's summary with a paired interval. 0 skips it; world backend, program attacker."""
 
     def __post_init__(self) -> None:
         if self.iterations < 0 or self.iterations > MAX_ITERATIONS:
@@ -192,6 +197,8 @@ class SelfPlayConfig:
         # the evaluation settings are used only in the last phase: check them now, not after training
         if self.eval_n < 1:
             raise ValueError(f"eval_n must be >= 1, got {self.eval_n}")
+        if self.eval_attacker_n < 0:
+            raise ValueError(f"eval_attacker_n must be >= 0, got {self.eval_attacker_n}")
         if self.eval_suite:
             from .eval import BENCHMARKS, resolve_suite
 
@@ -432,7 +439,7 @@ def _jsonable(v: Any) -> Any:
 # --- the run folder --------------------------------------------------------------------
 RUN_OUTPUTS = ("config.yaml", "checkpoints", "metrics.jsonl", "metrics.json", "attackers", "curricula", "defenders", "sft", "eval", "report.html")
 """What a run writes into its folder (``--overwrite`` removes all of it)."""
-EVAL_ONLY_FIELDS = ("eval_suite", "eval_n")
+EVAL_ONLY_FIELDS = ("eval_suite", "eval_n", "eval_attacker_n")
 """Config fields used only by the final evaluation: left out of the resume hash, so they can
 be corrected and a run resumed."""
 
@@ -663,6 +670,15 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
     results = {"base": run_suite(base, cfg.eval_suite, ecfg), "final": run_suite(defender, cfg.eval_suite, ecfg)}
     for name, res in results.items():
         write_results(res, out / "eval" / name)
+    # the run's own last attacker on held-out questions: its edits are made once per defender
+    # from the same proposals (the attacker is deterministic given the items), so base and final
+    # answer the same images and the comparison is paired (checked by the bootstrap)
+    own: dict[str, Any] = {}
+    if cfg.eval_attacker_n and world and attacker is not None:
+        acfg = replace(ecfg, attacker=attacker, n=cfg.eval_attacker_n, sizes={}, strict_trials=0)
+        own = {"base": run_suite(base, "heldout", acfg), "final": run_suite(defender, "heldout", acfg)}
+        for name, res in own.items():
+            write_results(res, out / "eval" / "attacker" / name)
     data: dict[str, Any] = {
         "title": f"AOT run {out.name}",
         "notes": f"Born defender vs the defender after {cfg.iterations} AOT iteration(s); greedy and strict-3 metrics on held-out "
@@ -673,6 +689,8 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
     # the report's parts must not sink a finished run: a failure is said in the report instead
     try:
         data["summary"] = change_summary(results["base"], results["final"])
+        if own:
+            data["summary"] += " " + change_summary(own["base"], own["final"], {"heldout/greedy/attacked/accuracy": OWN_ATTACKER_LABEL}, lead="Against this run's last attacker, on held-out questions, ")
     except Exception as e:
         log(f"report summary skipped: {e}")
         data["summary"] = f"The summary of changes could not be computed: {e}"
@@ -683,7 +701,11 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
         log(f"attack gallery skipped: {e}")
         data["gallery"] = {"entries": [], "note": f"The attack gallery could not be built: {e}"}
     build_report(data, out / "report.html")
-    return {f"eval/{arm}/{k}": v for arm, res in results.items() for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))}
+    out_metrics = {f"eval/{arm}/{k}": v for arm, res in results.items() for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))}
+    return out_metrics | {f"eval/attacker/{arm}/{k}": v for arm, res in own.items() for k, v in res.get("metrics", {}).items() if isinstance(v, (int, float))}
+
+
+OWN_ATTACKER_LABEL = "accuracy on its edited images"
 
 
 def per_iteration(metrics: list[dict[str, Any]]) -> dict[str, Any]:

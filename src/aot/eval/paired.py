@@ -78,11 +78,24 @@ def _f1(s: np.ndarray, subset: int) -> np.ndarray:
     return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1e-300), 0.0)
 
 
+def _attacked_or_clean(rows: Rows) -> np.ndarray:
+    """heldout (n, 2): a base question counts once, by its attacked row when the attacker's edit
+    passed integrity (``valid``) and by its clean row when it did not (the void attack leaves
+    the clean image), as ``heldout/greedy/attacked/accuracy``."""
+    out = np.zeros((len(rows), 2))
+    for i, r in enumerate(rows):
+        m = r["meta"]
+        if m.get("role") == "attacked" or (m.get("role") == "clean" and not m.get("valid")):
+            out[i] = [bool(r["correct"]), 1.0]
+    return out
+
+
 PAIRED_METRICS: dict[str, Metric] = {
     "vstar/greedy/accuracy": Metric("vstar", _accuracy(), _ratio),
     "hr/greedy/accuracy": Metric("hr", _accuracy(), _ratio),
     "clean/greedy/accuracy": Metric("clean", _accuracy(), _ratio),
     "robust/greedy/attacked/accuracy": Metric("robust", _accuracy(lambda r: r["meta"].get("op") != "clean"), _ratio),
+    "heldout/greedy/attacked/accuracy": Metric("heldout", _attacked_or_clean, _ratio),
     "pope/greedy/adversarial/f1": Metric("pope", _pope_features, lambda s: _f1(s, POPE_SUBSETS.index("adversarial"))),
     "pope/greedy/mean/f1": Metric("pope", _pope_features, lambda s: np.mean([_f1(s, k) for k in range(len(POPE_SUBSETS))], axis=0)),
 }

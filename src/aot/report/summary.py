@@ -34,11 +34,12 @@ def _measured(res: dict[str, Any], bench: str) -> bool:
     return bench in res.get("benchmarks", {}) and any(r.get("bench") == bench for r in res.get("predictions", ()))
 
 
-def change_summary(base: dict[str, Any], final: dict[str, Any], metrics: dict[str, str] | None = None, n_boot: int = 4000, seed: int = 0) -> str:
+def change_summary(base: dict[str, Any], final: dict[str, Any], metrics: dict[str, str] | None = None, n_boot: int = 4000, seed: int = 0,
+                   lead: str | None = None) -> str:
     """One paragraph on ``final`` vs ``base`` (two ``run_suite`` results with ``predictions`` over
     the same items): each metric of ``metrics`` (default :data:`SUMMARY_METRICS`) that both
     measured, as "rose" / "fell" when its paired 95% interval excludes 0, else "no measurable
-    change"; then the metrics this run did not measure."""
+    change"; then the metrics this run did not measure. ``lead`` replaces the opening words."""
     metrics = SUMMARY_METRICS if metrics is None else metrics
     up, down, flat, missing = [], [], [], []
     for name, label in metrics.items():
@@ -63,8 +64,8 @@ def change_summary(base: dict[str, Any], final: dict[str, Any], metrics: dict[st
             flat.append(f"{label} ({_pct(va)} → {_pct(vb)}, {_pts(d['diff'])} points; {ci})")
     if not (up or down or flat):
         return "No metric was measured on both defenders with per-item predictions, so there is no paired comparison to report."
-    text = ("From the base defender to the final one (the same held-out items; differences in percentage points "
-            "with paired 95% bootstrap intervals), ")
+    text = lead or ("From the base defender to the final one (the same held-out items; differences in percentage points "
+                    "with paired 95% bootstrap intervals), ")
     moved = up + down
     if moved:
         text += _join(moved, "and") + "."
