@@ -112,3 +112,21 @@ def test_absolute_values_are_a_t_interval_over_seeds():
     mean, half, n = aggregate(res)["aot"]["vstar/greedy/accuracy"]
     # sd of (0.5, 0.7) is 0.1414; t(0.975, df 1) = 12.706; half-width 12.706 * 0.1414 / sqrt(2) = 1.2706
     assert (mean, n) == (pytest.approx(0.6), 2) and half == pytest.approx(1.2706, abs=1e-3)
+
+
+def test_detectable_effect_by_hand():
+    from aot.study import detectable_effect
+
+    # interval [-2, +4] points: half-width 3, SE 3 / 1.96 = 1.531; (1.960 + 0.842) x 1.531 = 4.288
+    assert detectable_effect({"lo": -0.02, "hi": 0.04}) == pytest.approx(0.04288, abs=1e-5)
+    assert detectable_effect({"lo": 0.1, "hi": 0.1}) == 0.0
+
+
+def test_table_reports_the_detectable_effect_and_the_aot_run_per_iteration(uninterrupted):
+    s = json.loads((uninterrupted / "study.json").read_text())
+    assert set(s["per_iteration"]) >= {"monitor/attacker_success", "monitor/attacker_success_vs_new", "curriculum/effective", "curriculum/passing"}
+    table = (uninterrupted / "table.md").read_text()
+    assert "| detectable |" in table
+    row = next(l for l in table.splitlines() if l.startswith("| 1 |"))  # iteration 1 of the one seed
+    eff = s["per_iteration"]["curriculum/effective"][0][0]
+    assert f"/ {eff:.1f} |" in row

@@ -256,8 +256,7 @@ def run_study(cfg: StudyConfig, out: str | Path, resume: bool = False, log: Call
                     models["aot" if i == last else f"aot{i}"] = str(runs["aot"] / "defenders" / f"iter{i}")
             by = {m["phase"]: m for m in json.loads((runs["aot"] / "metrics.json").read_text())["metrics"]}
             for i in range(1, last + 1):
-                for key in ("monitor/attacker_success", "monitor/attacked_acc", "curriculum/effective"):
-                    phase = f"iter{i}.attacker" if key == "monitor/attacker_success" else (f"iter{i}.curriculum" if key.startswith("curriculum") else f"iter{i}.defender")
+                for key, phase in per_iteration_keys(i):
                     monitors.setdefault(key, [[] for _ in range(last)])[i - 1].append(by.get(phase, {}).get(key))
         if "sft" in cfg.arms:
             sft_out = sd / "sft_defender"
@@ -292,6 +291,24 @@ def run_study(cfg: StudyConfig, out: str | Path, resume: bool = False, log: Call
     return study
 
 
+def per_iteration_keys(i: int) -> list[tuple[str, str]]:
+    """(metric, phase) of iteration ``i`` that the study collects from the AOT run: co-evolution
+    (the attacker against the defender it trained against and against the next one), the
+    curriculum it made, and the defender's accuracy on its edits."""
+    return [
+        ("monitor/attacker_success", f"iter{i}.attacker"), ("monitor/attacker_success_vs_new", f"iter{i}.defender"),
+        ("curriculum/passing", f"iter{i}.curriculum"), ("curriculum/effective", f"iter{i}.curriculum"),
+        ("monitor/attacked_acc", f"iter{i}.defender"), ("monitor/clean_simple_acc", f"iter{i}.defender"),
+    ]
+
+
+def detectable_effect(diff: dict[str, Any]) -> float:
+    """The smallest true difference this comparison would detect with 80% power at a two-sided
+    5% level: (z 0.975 + z 0.8) x SE, with SE read off the paired interval as half-width / 1.96.
+    E.g. an interval [-2, +4] (half-width 3): 2.80 x 3 / 1.96 = 4.29 points."""
+    return (1.959964 + 0.841621) * (diff["hi"] - diff["lo"]) / 2 / 1.959964
+
+
 def _load_json(path: Path, default: Any) -> Any:
     return json.loads(path.read_text()) if path.exists() else default
 
@@ -315,9 +332,10 @@ def _write_report(out: Path, cfg: StudyConfig, results: dict[str, list[dict[str,
         "notes": f"{len(study['seeds'])} training seed(s), every arm on the same held-out items; see table.md for the paired differences. Absolute values: mean ± 95% t interval over seeds.",
         "table": table_from_results({a: [{k: v for k, v in r.items() if k != "predictions"} for r in rs] for a, rs in results.items()}),
     }
-    att = study["per_iteration"].get("monitor/attacker_success")
+    att, new = study["per_iteration"].get("monitor/attacker_success"), study["per_iteration"].get("monitor/attacker_success_vs_new")
     if att:
-        data["per_iteration"] = {"iterations": list(range(1, cfg.run.iterations + 1)), "metrics": {}, "attacker_success": att}
+        success = {"vs the defender it trained against": att, **({"vs the defender then trained on its edits": new} if new else {})}
+        data["per_iteration"] = {"iterations": list(range(1, cfg.run.iterations + 1)), "metrics": {}, "attacker_success": success}
     build_report(data, out / "report.html")
 
 
@@ -392,6 +410,29 @@ def study_table_md(study: dict[str, Any]) -> str:
     for arm, s in summary.items():
         cells = [f"{100 * s[c][0]:.1f} ± {100 * s[c][1]:.1f}" if c in s else "–" for c in cols]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    if diffs:
+        lines += ["", "Detectable effect, points: the smallest true difference each comparison finds with 80% power "
+                  "(two-sided 5%), from its interval's width; the largest over comparisons", "",
+                  "| | " + " | ".join(_short(c) for c in cols) + " |", "|---" * (len(cols) + 1) + "|",
+                  "| detectable | " + " | ".join(f"{100 * max(detectable_effect(r[c]) for r in diffs.values() if c in r):.1f}"
+                                                if any(c in r for r in diffs.values()) else "–" for c in cols) + " |"]
+    mon = study.get("per_iteration") or {}
+    if mon:
+        def cell(key: str, i: int, pct: bool) -> str:
+            vals = [v for v in (mon.get(key) or [[]] * (i + 1))[i] if v is not None]
+            if not vals:
+                return "–"
+            m = sum(vals) / len(vals)
+            return f"{100 * m:.1f}" if pct else f"{m:.1f}"
+
+        n_iter = len(next(iter(mon.values())))
+        lines += ["", "The AOT run per iteration (mean over training seeds; monitor sets, not the benchmarks)", "",
+                  "| iteration | attacker success vs defender i-1, % | vs defender i, % | curriculum edits passing / effective | attacked acc., % | clean simple acc., % |",
+                  "|---|---|---|---|---|---|"]
+        for i in range(n_iter):
+            lines.append(f"| {i + 1} | {cell('monitor/attacker_success', i, True)} | {cell('monitor/attacker_success_vs_new', i, True)} | "
+                         f"{cell('curriculum/passing', i, False)} / {cell('curriculum/effective', i, False)} | "
+                         f"{cell('monitor/attacked_acc', i, True)} | {cell('monitor/clean_simple_acc', i, True)} |")
     if study.get("wasted_phases"):
         lines += ["", "Wasted phases (changed no monitored answer): " + ", ".join(study["wasted_phases"])]
     return "\n".join(lines) + "\n"
