@@ -5,7 +5,8 @@ question: does the AOT defender resist *its opponent's* edits better than base a
 defenders trained at the same compute on clean or randomly edited curricula? For each training
 seed, that seed's last AOT attacker edits ``--n`` held-out questions (the ``heldout`` benchmark,
 evaluation seed of the study) once; every arm's defender answers the same clean and edited images,
-and the differences are paired (bootstrap over base questions, ``aot.eval.paired``).
+and the differences are paired (bootstrap over (seed, base question) units, ``aot.eval.paired``:
+each seed's attacker edits other images, so seeds are pooled rather than averaged).
 
 Appends one JSON line per seed to ``--out`` (a seed already there is skipped: rerun to resume),
 then prints the differences over the seeds it holds.
@@ -83,19 +84,26 @@ def main() -> None:
         done[seed] = line
     if not done:
         return
-    # rebuild the rows the paired metric reads, then the differences over the seeds held
-    def rebuild(compact):
-        return [{"bench": "heldout", "text": str(b), "options": [], "answer": "", "correct": c, "meta": {"role": role, "valid": v, "base": b}}
+    # rebuild the rows the paired metric reads. Each seed's attacker edits other images, so the
+    # seeds are pooled: a unit is (seed, base question), resampled as one; per-seed differences beside
+    def rebuild(compact, seed):
+        return [{"bench": "heldout", "text": f"{seed}/{b}", "options": [], "answer": "", "correct": c, "meta": {"role": role, "valid": v, "base": (seed, b)}}
                 for c, role, v, b in compact]
+
+    def pooled(arm):
+        return [r for s in seeds for r in rebuild(done[s]["rows"][arm], s)]
 
     metric, seeds = PAIRED_METRICS[METRIC], sorted(done)
     arms = [a for a in ("base", "clean", "random", "oracle", "aot") if all(a in done[s]["rows"] for s in seeds)]
     summary = {"seeds": seeds, "n": done[seeds[0]]["n"], "integrity_pass_rate": [done[s]["integrity_pass_rate"] for s in seeds],
-               "accuracy": {a: sum(metric(rebuild(done[s]["rows"][a])) for s in seeds) / len(seeds) for a in arms}, "differences": {}}
+               "ci": "percentile bootstrap over (seed, base question) units, seeds pooled",
+               "accuracy": {a: metric(pooled(a)) for a in arms}, "differences": {}}
     for a, b in [("base", x) for x in arms if x != "base"] + [(x, "aot") for x in ("clean", "random", "oracle") if x in arms]:
-        d = paired_bootstrap([(rebuild(done[s]["rows"][a]), rebuild(done[s]["rows"][b])) for s in seeds], metric, n_boot=args.n_boot)
-        summary["differences"][f"{b} - {a}"] = {k: d[k] for k in ("diff", "lo", "hi", "units", "seeds", "seed_diffs")}
-        print(f"{b} - {a}: {100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] points ({d['units']} base questions x {d['seeds']} seed(s))")
+        d = paired_bootstrap([(pooled(a), pooled(b))], metric, n_boot=args.n_boot)
+        per_seed = [metric(rebuild(done[s]["rows"][b], s)) - metric(rebuild(done[s]["rows"][a], s)) for s in seeds]
+        summary["differences"][f"{b} - {a}"] = {"diff": d["diff"], "lo": d["lo"], "hi": d["hi"], "units": d["units"], "seed_diffs": per_seed}
+        print(f"{b} - {a}: {100 * d['diff']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] points ({d['units']} (seed, question) units; "
+              f"per seed {', '.join(f'{100 * x:+.1f}' for x in per_seed)})")
     args.out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
