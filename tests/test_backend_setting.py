@@ -154,7 +154,7 @@ def test_the_default_backend_is_left_out_of_every_hash(tiles):
     assert d["attacker"].pop("kind") == "program" and d["attacker"].pop("diffusion")  # the default attacker: left out too
     old = lambda x: hashlib.sha256(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert full_hash(cfg) == old(d)
-    assert resume_hash(cfg) == old({k: v for k, v in d.items() if k not in ("eval_suite", "eval_n")})
+    assert resume_hash(cfg) == old({k: v for k, v in d.items() if k not in ("eval_suite", "eval_n", "eval_attacker_n")})  # evaluation-only fields
     other = SelfPlayConfig(backend=tiles, attacker_sft_teacher="random", sft=SFTBuildConfig(attacker="random"), eval_suite="all")
     assert resume_hash(other) != resume_hash(cfg)
     assert SFTBuildConfig(backend=tiles, attacker="random").to_dict()["backend"]["name"] == "tiles"
