@@ -119,3 +119,24 @@ def test_cold_start_teacher_pads_with_its_own_edits():
         assert check(it.scene, it.image, it.question, apply_program(it.scene, parse_program(text), it.image)).passed
     with pytest.raises(ValueError, match="unknown attacker"):
         teacher_examples(2, 801, teacher="nope")
+
+
+def test_propose_once_writes_each_items_program_once():
+    from types import SimpleNamespace
+
+    from aot.attack import ProposeOnce
+
+    calls = []
+
+    class Counter:
+        name = "counter"
+
+        def propose(self, batch):
+            calls.append([it.seed for it in batch])
+            return [f"p{it.seed}.{len(calls)}" for it in batch]
+
+    items = [SimpleNamespace(seed=s) for s in (3, 5, 7)]
+    once = ProposeOnce(Counter())
+    first = once.propose(items)
+    assert once.propose(items[::-1]) == first[::-1] and once.name == "counter"
+    assert once.propose(items + [SimpleNamespace(seed=9)])[-1] == "p9.2" and calls == [[3, 5, 7], [9]]

@@ -21,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+from aot.attack import ProposeOnce
 from aot.backends import build_backend
 from aot.config import load_config
 from aot.eval.core import EvalConfig
@@ -31,20 +32,6 @@ from aot.selfplay import load_attacker
 from aot.study import StudyConfig
 
 METRIC = "heldout/greedy/attacked/accuracy"
-
-
-class Once:
-    """An attacker whose programs are written once per item (by scene seed), so every arm
-    answers the same edited images without the attacker running again."""
-
-    def __init__(self, attacker):
-        self.attacker, self.name, self.cache = attacker, "aot-last", {}
-
-    def propose(self, batch):
-        todo = [it for it in batch if it.seed not in self.cache]
-        for it, text in zip(todo, self.attacker.propose(todo) if todo else []):
-            self.cache[it.seed] = text
-        return [self.cache[it.seed] for it in batch]
 
 
 def arm_paths(study: Path, cfg: StudyConfig, seed: int) -> dict[str, str]:
@@ -68,7 +55,7 @@ def main() -> None:
         if seed in done or not (args.study / f"seed{seed}" / "aot" / "metrics.json").exists():
             continue
         t = time.perf_counter()
-        attacker = Once(load_attacker(args.study / f"seed{seed}" / "aot" / "attackers" / f"iter{cfg.run.iterations}", build_backend(None)))
+        attacker = ProposeOnce(load_attacker(args.study / f"seed{seed}" / "aot" / "attackers" / f"iter{cfg.run.iterations}", build_backend(None)))
         ecfg = EvalConfig(n=args.n, seed=cfg.eval_seed, attacker=attacker, strict_trials=0)
         rows = {}
         for arm, path in arm_paths(args.study, cfg, seed).items():

@@ -670,12 +670,13 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
     results = {"base": run_suite(base, cfg.eval_suite, ecfg), "final": run_suite(defender, cfg.eval_suite, ecfg)}
     for name, res in results.items():
         write_results(res, out / "eval" / name)
-    # the run's own last attacker on held-out questions: its edits are made once per defender
-    # from the same proposals (the attacker is deterministic given the items), so base and final
-    # answer the same images and the comparison is paired (checked by the bootstrap)
+    # the run's own last attacker on held-out questions: it writes each program once, so base and
+    # final answer the same edited images and the comparison is paired (checked by the bootstrap)
     own: dict[str, Any] = {}
     if cfg.eval_attacker_n and world and attacker is not None:
-        acfg = replace(ecfg, attacker=attacker, n=cfg.eval_attacker_n, sizes={}, strict_trials=0)
+        from .attack import ProposeOnce
+
+        acfg = replace(ecfg, attacker=ProposeOnce(attacker), n=cfg.eval_attacker_n, sizes={}, strict_trials=0)
         own = {"base": run_suite(base, "heldout", acfg), "final": run_suite(defender, "heldout", acfg)}
         for name, res in own.items():
             write_results(res, out / "eval" / "attacker" / name)
@@ -708,6 +709,10 @@ def final_eval(cfg: SelfPlayConfig, out: Path, defender: Defender, log: Callable
 OWN_ATTACKER_LABEL = "accuracy on its edited images"
 
 
+SUCCESS_LABELS = ("vs the defender it trained against", "vs the defender then trained on its edits")
+"""The report's two attacker-success lines: monitor/attacker_success and monitor/attacker_success_vs_new."""
+
+
 def per_iteration(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """Series for the report: iteration 0 is the warm-up, then one point per iteration."""
     by = {m["phase"]: m for m in metrics}
@@ -722,7 +727,7 @@ def per_iteration(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     # the gap between them is what the defender phase took away
     att = [by.get(f"iter{i}.attacker", {}).get("monitor/attacker_success") for i in iters]
     new = [by.get(f"iter{i}.defender", {}).get("monitor/attacker_success_vs_new") for i in iters]
-    success = {"vs the defender it trained against": [None] + att, "vs the defender then trained on its edits": [None] + new}
+    success = {SUCCESS_LABELS[0]: [None] + att, SUCCESS_LABELS[1]: [None] + new}
     success = {name: s for name, s in success.items() if any(v is not None for v in s)}
     if success:
         out["attacker_success"] = success

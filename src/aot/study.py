@@ -37,7 +37,7 @@ from .eval.metrics import mean_ci95
 from .io import atomic_write_json, atomic_write_text
 from .models.defender import load_defender
 from .models.tokenizer import answer_completion
-from .selfplay import SelfPlayConfig, run_selfplay
+from .selfplay import SUCCESS_LABELS, SelfPlayConfig, run_selfplay
 from .sft import SFTConfig, sft_vlm
 
 ARMS = ("base", "warmup", "clean", "random", "sft", "oracle", "aot")
@@ -334,7 +334,7 @@ def _write_report(out: Path, cfg: StudyConfig, results: dict[str, list[dict[str,
     }
     att, new = study["per_iteration"].get("monitor/attacker_success"), study["per_iteration"].get("monitor/attacker_success_vs_new")
     if att:
-        success = {"vs the defender it trained against": att, **({"vs the defender then trained on its edits": new} if new else {})}
+        success = {SUCCESS_LABELS[0]: att, **({SUCCESS_LABELS[1]: new} if new else {})}
         data["per_iteration"] = {"iterations": list(range(1, cfg.run.iterations + 1)), "metrics": {}, "attacker_success": success}
     build_report(data, out / "report.html")
 

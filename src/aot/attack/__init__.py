@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from ..backends import DEFAULT_BACKEND, get_backend
 from ..edits import OP_NAMES
-from .base import AttackItem, Attacker, item_rng
+from .base import AttackItem, Attacker, ProposeOnce, item_rng
 from .heuristic import STRATEGIES, HeuristicAttacker
 from .random_attacker import RandomAttacker
 
@@ -48,4 +48,4 @@ def make_attacker(name: str, backend: Any = None, **kwargs: Any) -> Attacker:
     return ATTACKERS[name](**kwargs)
 
 
-__all__ = ["ATTACKERS", "AttackItem", "Attacker", "HeuristicAttacker", "RandomAttacker", "STRATEGIES", "item_rng", "make_attacker", "takes_backend"]
+__all__ = ["ATTACKERS", "AttackItem", "Attacker", "HeuristicAttacker", "ProposeOnce", "RandomAttacker", "STRATEGIES", "item_rng", "make_attacker", "takes_backend"]

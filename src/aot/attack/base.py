@@ -34,6 +34,21 @@ class Attacker(Protocol):
     def propose(self, batch: Sequence[AttackItem]) -> list[str]: ...
 
 
+class ProposeOnce:
+    """``attacker`` whose program for an item (by its seed) is written once and then replayed, so
+    several defenders answer the same edited images without the attacker running again."""
+
+    def __init__(self, attacker: Attacker):
+        self.attacker, self.name = attacker, str(getattr(attacker, "name", type(attacker).__name__))
+        self.cache: dict[int, str] = {}
+
+    def propose(self, batch: Sequence[AttackItem]) -> list[str]:
+        todo = [it for it in batch if it.seed not in self.cache]
+        for it, text in zip(todo, self.attacker.propose(todo) if todo else []):
+            self.cache[it.seed] = text
+        return [self.cache[it.seed] for it in batch]
+
+
 def item_rng(item: AttackItem, tag: int) -> np.random.Generator:
     """The item's own random stream; ``tag`` keeps different attackers' streams apart."""
     return np.random.default_rng([int(item.seed), int(tag)])
