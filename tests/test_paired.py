@@ -97,3 +97,16 @@ def test_heldout_attacked_accuracy_counts_each_base_question_once():
     # B resists the edit of unit 0 and fails unit 2's: no change overall, three units
     r = paired_bootstrap([(rows([1, 0, 0, 1, 1], meta), rows([1, 1, 0, 1, 0], meta))], m, n_boot=300)
     assert r["diff"] == 0.0 and r["units"] == 3
+
+
+def test_paired_rate_difference_hand_computed():
+    from aot.eval.paired import paired_rate_difference
+
+    a, b = [0, 0, 1, 0], [1, 0, 1, 1]  # differences 1, 0, 0, 1: mean 0.5
+    r = paired_rate_difference(a, b, n_boot=2000, seed=1)
+    assert (r["a"], r["b"], r["diff"], r["n"]) == (0.25, 0.75, 0.5, 4)
+    assert 0.0 <= r["lo"] <= 0.5 <= r["hi"] <= 1.0 and r["lo"] < r["hi"]  # resampled means of {1, 0, 0, 1} lie in [0, 1]
+    same = paired_rate_difference(a, a, n_boot=100)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0  # identical arms: every resample differs by 0
+    with pytest.raises(ValueError, match="equally long"):
+        paired_rate_difference([1, 0], [1])

@@ -4,6 +4,7 @@ precision/recall, the integrity verdict of pixel edits, and both verbs for a few
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ pytest.importorskip("diffusers")
 from aot.editors.box_ops import BoxEdit  # noqa: E402
 from aot.editors.world_data import FILL_OPS, FillMix, WORLD_BACKGROUND_PROMPT, describe_obj, make_triple, stack, train_batch  # noqa: E402
 from aot.editors.world_editor import (  # noqa: E402
-    WorldEditorArch, build_world_pipeline, flow_inputs, flow_loss, load_world_editor, load_world_pipeline,
+    TINY_WORLD_ARCH, WorldEditorArch, build_world_pipeline, flow_inputs, flow_loss, load_world_editor, load_world_pipeline,
     save_world_editor, state_dict, trainable_modules, world_editor_config, world_tokenizer,
 )
 from aot.editors.world_fidelity import fill_scores  # noqa: E402
@@ -28,7 +29,9 @@ from aot.judge.verdict import judge_verdict  # noqa: E402
 from aot.vqa import Question, Target  # noqa: E402
 from aot.world import Obj, Scene, render  # noqa: E402
 
-TINY = WorldEditorArch(layers=1, single_layers=1, heads=2, head_dim=16, rope_axes=(4, 6, 6), text_dim=32, pooled_dim=16)
+TINY = TINY_WORLD_ARCH
+TINY_FLUX = replace(TINY_WORLD_ARCH, backbone="flux")
+BACKBONES = pytest.mark.parametrize("arch", [TINY, TINY_FLUX], ids=["unet", "flux"])
 
 
 @pytest.fixture(autouse=True)
@@ -104,8 +107,9 @@ def test_tokenizer_has_one_token_per_world_word():
     assert tok.convert_ids_to_tokens(tok(WORLD_BACKGROUND_PROMPT).input_ids) == ["▁empty", "▁background", "</s>"]
 
 
-def test_training_inputs_are_the_ones_the_pipeline_feeds_the_transformer():
-    pipe = build_world_pipeline(TINY)
+@BACKBONES
+def test_training_inputs_are_the_ones_the_pipeline_feeds_the_transformer(arch):
+    pipe = build_world_pipeline(arch)
     t = make_triple(1, "simple", "add")
     seen = []
     pipe.transformer.register_forward_pre_hook(lambda m, a, kw: seen.append(kw), with_kwargs=True)
@@ -121,8 +125,9 @@ def test_training_inputs_are_the_ones_the_pipeline_feeds_the_transformer():
     assert mine.token_mask.sum() > 0 and not mine.token_mask.all()
 
 
-def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
-    pipe = build_world_pipeline(TINY, seed=0)
+@BACKBONES
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(arch):
+    pipe = build_world_pipeline(arch, seed=0)
     params = [p for m in trainable_modules(pipe).values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=3e-3)
     batch = stack(train_batch(0, 4, FillMix(complex_frac=0.0)))
@@ -141,9 +146,10 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
     assert after < 0.8 * before
 
 
-def test_save_load_round_trip_is_exact(tmp_path):
-    pipe = build_world_pipeline(TINY, seed=3)
-    path = save_world_editor(pipe, TINY, tmp_path)
+@BACKBONES
+def test_save_load_round_trip_is_exact(tmp_path, arch):
+    pipe = build_world_pipeline(arch, seed=3)
+    path = save_world_editor(pipe, arch, tmp_path)
     again = load_world_pipeline(tmp_path)
     a, b = state_dict(pipe), state_dict(again)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -159,6 +165,46 @@ def test_save_load_round_trip_is_exact(tmp_path):
 
         save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
         load_world_pipeline(tmp_path / "other.safetensors")
+
+
+def test_unet_pack_and_unpack_are_the_pipelines_layout():
+    from aot.editors.world_unet import pack, unpack
+
+    pipe = build_world_pipeline(TINY)
+    z = torch.randn(2, 12, 8, 6)
+    packed = pipe._pack_latents(z, 2, 12, 8, 6)  # [2, 12, 48]
+    assert torch.equal(pack(z), packed) and torch.equal(unpack(packed, 12, 8, 6), z)
+
+
+def test_unet_predicts_the_known_image_outside_the_mask_and_a_velocity():
+    pipe = build_world_pipeline(TINY, seed=1)
+    inputs = flow_inputs(pipe, *stack([make_triple(3, "simple", "add"), make_triple(5, "simple", "replace")]))
+    xs = torch.randn(inputs.x0.shape)
+    s = torch.tensor([0.6, 0.02])
+    kw = dict(hidden_states=torch.cat([xs, inputs.cond], -1), timestep=s, guidance=None, **inputs.text)
+    with torch.no_grad():
+        x0 = pipe.transformer.predict_x0(**kw)
+        v = pipe.transformer(**kw, return_dict=False)[0]
+    lc4 = 4 * pipe.vae.config.latent_channels
+    outside = ~inputs.token_mask  # tokens without a masked pixel: the masked image is the clean image there
+    assert torch.equal(x0[outside], inputs.cond[..., :lc4][outside])
+    assert torch.equal(x0[outside], inputs.x0[outside])
+    # v = (x_s - x0) / max(sigma, 0.05): the second item's sigma 0.02 is floored
+    assert torch.allclose(v[0], (xs[0] - x0[0]) / 0.6, atol=1e-5) and torch.allclose(v[1], (xs[1] - x0[1]) / 0.05, atol=1e-4)
+
+
+def test_x0_weighting_is_the_velocity_loss_times_sigma_squared():
+    pipe = build_world_pipeline(TINY, seed=2)
+    inputs = flow_inputs(pipe, *stack([make_triple(7, "simple", "add")]))
+    with torch.no_grad():
+        lv, _ = flow_loss(pipe, inputs, torch.Generator().manual_seed(4), weighting="velocity", sigma_mean=0.5)
+        lx, _ = flow_loss(pipe, inputs, torch.Generator().manual_seed(4), weighting="x0", sigma_mean=0.5)
+    from aot.editors.world_editor import SIGMA_FLOOR, sample_sigmas
+
+    s = sample_sigmas(1, torch.Generator().manual_seed(4), mean=0.5).item()  # the draw flow_loss made first
+    assert lx.item() == pytest.approx(lv.item() * max(s, SIGMA_FLOOR) ** 2, rel=1e-5)
+    with pytest.raises(ValueError, match="weighting"):
+        flow_loss(pipe, inputs, torch.Generator().manual_seed(4), weighting="eps")
 
 
 def test_box_edits_paste_back_outside_the_mask():
@@ -188,12 +234,13 @@ def test_resumed_training_takes_the_same_steps(tmp_path):
 
 
 # --- Flow-GRPO on the world editor ----------------------------------------------------------------
-def test_record_sde_and_recompute_log_prob_on_the_world_editor():
+@BACKBONES
+def test_record_sde_and_recompute_log_prob_on_the_world_editor(arch):
     pytest.importorskip("peft")
     from aot.editors import DiffusersEditor
     from aot.rl.flow_grpo import FillRequest, FlowGRPOConfig, FlowGRPOTrainer, SDEConfig, record_sde, recompute_log_prob
 
-    pipe = build_world_pipeline(TINY)
+    pipe = build_world_pipeline(arch)
     editor = DiffusersEditor(world_editor_config(steps=3), pipe=pipe)
     t = make_triple(0, "simple", "add")
     with record_sde(pipe, SDEConfig(), seed=1) as calls, torch.no_grad():
@@ -387,3 +434,30 @@ def test_pretrain_judge_and_editor_verbs_run_resume_and_measure(tmp_path):
     fid = json.loads((e / "fidelity_simple.json").read_text())
     assert fid["n"] == 3 and fid["outside_identical"] == 1.0 and fid["ssim_outside_min"] == pytest.approx(1.0)
     assert main(["pretrain-editor", "--out", str(e), "--fidelity-n", "2", *common]) == 2  # no --judge: a usage error
+
+
+def test_box_coords_hand_computed():
+    from aot.editors.world_unet import box_coords
+
+    m = torch.zeros(1, 1, 6, 8)
+    m[0, 0, 1:4, 2:6] = 1  # rows 1..3: centre 2, half-height 1.5; columns 2..5: centre 3.5, half-width 2
+    c = box_coords(m)
+    assert c.shape == (1, 4, 6, 8)
+    assert c[0, 0, 0, 0].item() == pytest.approx(-3.5 / 8) and c[0, 1, 5, 0].item() == pytest.approx(3 / 8)
+    assert c[0, 2, 0, 0].item() == pytest.approx(-3.5 / 2) and c[0, 3, 0, 0].item() == pytest.approx(-2 / 1.5)
+    assert box_coords(torch.zeros(2, 1, 4, 4)).abs().sum().item() == 0.0  # no mask, no box
+
+
+def test_crop_windows_hand_computed():
+    from aot.editors.world_unet import crop_windows
+
+    m = torch.zeros(2, 1, 96, 64)
+    m[0, 0, 10:20, 40:50] = 1  # rows 10..19, columns 40..49: centre 15 / 45
+    m[1, 0, 80:96, 0:4] = 1  # at the bottom-left corner: the window is clamped inside the canvas
+    (y0, x0), (sy, sx) = crop_windows(m, side=32, multiple=8)
+    assert (sy, sx) == (32, 32)  # boxes of 10 and 16 pixels + 8 a side fit in the minimum
+    assert (y0, x0) == ([0, 64], [29, 0])  # 15 - 16 = -1 -> 0; 88 - 16 = 72 -> clamped to 96 - 32 = 64
+    m[0, 0, 10:40, 10:40] = 1  # rows 10..39: 30 + 16 -> 48; columns 10..49 (with the first box): 40 + 16 -> 56
+    assert crop_windows(m, side=32, multiple=8)[1] == (48, 56)
+    big = torch.ones(1, 1, 64, 64)
+    assert crop_windows(big, side=32, multiple=8) == (([0], [0]), (64, 64))  # never beyond the canvas

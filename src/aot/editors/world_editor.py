@@ -104,10 +104,20 @@ class WorldEditorArch:
     """Width of the CLIP text encoder (the transformer's ``pooled_projection_dim``)."""
     max_text_tokens: int = 8
     """Prompt tokens (with ``</s>``); a world description needs 5."""
+    backbone: str = "unet"
+    """'unet': a pixel-space diffusers ``UNet2DConditionModel`` behind the Flux transformer's call
+    (``world_unet``; draws shapes sharply); 'flux': a ``FluxTransformer2DModel`` over
+    (2 factor)-pixel tokens (blurs 7-pixel shapes at this size)."""
+    unet_channels: tuple[int, ...] = (48, 96, 128)
+    """Channels per UNet resolution level (attention only in the middle block)."""
+    unet_fold: int = 2
+    """Pixels folded into channels before the UNet (2: 2x2-pixel cells, a quarter of full-resolution cost)."""
 
     def __post_init__(self) -> None:
         if sum(self.rope_axes) != self.head_dim or any(a % 2 for a in self.rope_axes):
             raise ValueError(f"rope_axes {self.rope_axes} must be even and sum to head_dim {self.head_dim}")
+        if self.backbone not in ("unet", "flux"):
+            raise ValueError(f"backbone must be 'unet' or 'flux', got {self.backbone!r}")
         if self.factor not in (1, 2, 4, 8):
             raise ValueError(f"factor must be 1, 2, 4 or 8, got {self.factor}")
 
@@ -116,8 +126,10 @@ class WorldEditorArch:
         return 3 * self.factor**2
 
 
-TINY_WORLD_ARCH = WorldEditorArch(layers=1, single_layers=1, heads=2, head_dim=16, rope_axes=(4, 6, 6), text_dim=32, pooled_dim=16)
-"""A tiny world editor (random weights, about 0.1 M parameters): tests and CPU smoke runs."""
+TINY_WORLD_ARCH = WorldEditorArch(layers=1, single_layers=1, heads=2, head_dim=16, rope_axes=(4, 6, 6), text_dim=32,
+                                  pooled_dim=16, unet_channels=(8, 16))
+"""A tiny world editor (random weights, about 0.1 M parameters): tests and CPU smoke runs
+(``dataclasses.replace(TINY_WORLD_ARCH, backbone='flux')`` for the transformer backbone)."""
 
 
 def world_tokenizer(max_length: int = 8):
@@ -142,12 +154,18 @@ def build_world_pipeline(arch: WorldEditorArch | None = None, seed: int = 0):
     tok = world_tokenizer(arch.max_text_tokens)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        transformer = _xpred_class()(
-            patch_size=1, in_channels=4 * lc + 4 * lc + 4 * f * f, out_channels=4 * lc,
-            num_layers=arch.layers, num_single_layers=arch.single_layers, attention_head_dim=arch.head_dim,
-            num_attention_heads=arch.heads, joint_attention_dim=arch.text_dim, pooled_projection_dim=arch.pooled_dim,
-            guidance_embeds=False, axes_dims_rope=list(arch.rope_axes),
-        )
+        if arch.backbone == "unet":
+            from .world_unet import UNetFillTransformer
+
+            transformer = UNetFillTransformer(factor=f, channels=tuple(arch.unet_channels), fold=arch.unet_fold,
+                                              text_dim=arch.text_dim, pooled_dim=arch.pooled_dim, text_tokens=arch.max_text_tokens)
+        else:
+            transformer = _xpred_class()(
+                patch_size=1, in_channels=4 * lc + 4 * lc + 4 * f * f, out_channels=4 * lc,
+                num_layers=arch.layers, num_single_layers=arch.single_layers, attention_head_dim=arch.head_dim,
+                num_attention_heads=arch.heads, joint_attention_dim=arch.text_dim, pooled_projection_dim=arch.pooled_dim,
+                guidance_embeds=False, axes_dims_rope=list(arch.rope_axes),
+            )
         clip = CLIPTextModel(CLIPTextConfig(
             vocab_size=len(tok), hidden_size=arch.pooled_dim, intermediate_size=2 * arch.pooled_dim, num_hidden_layers=1,
             num_attention_heads=2, projection_dim=arch.pooled_dim, max_position_embeddings=max(16, arch.max_text_tokens),
@@ -205,31 +223,38 @@ def flow_inputs(pipe: Any, images: np.ndarray, masks: np.ndarray, prompts: list[
     )
 
 
-def sample_sigmas(n: int, generator: torch.Generator, how: str = "logit_normal") -> torch.Tensor:
-    """[n] noise levels in (0, 1): 'uniform', or 'logit_normal' (sigmoid of N(0, 1), SD3's
-    choice: more weight on the middle of the path, where the object's shape is decided)."""
+def sample_sigmas(n: int, generator: torch.Generator, how: str = "logit_normal", mean: float = 0.0) -> torch.Tensor:
+    """[n] noise levels in (0, 1): 'uniform', or 'logit_normal' (sigmoid of N(mean, 1), SD3's
+    choice at mean 0: more weight on the middle of the path; a positive mean moves it towards
+    pure noise, where a near-deterministic fill's shape is decided)."""
     if how == "uniform":
         return torch.rand(n, generator=generator).clamp(1e-3, 1 - 1e-3)
     if how == "logit_normal":
-        return torch.sigmoid(torch.randn(n, generator=generator))
+        return torch.sigmoid(torch.randn(n, generator=generator) + mean)
     raise ValueError(f"sigma sampling must be 'uniform' or 'logit_normal', got {how!r}")
 
 
 def flow_loss(pipe: Any, inputs: FlowInputs, generator: torch.Generator, outside_weight: float = 0.1,
-              sigmas: str = "logit_normal") -> tuple[torch.Tensor, dict[str, float]]:
+              sigmas: str = "logit_normal", sigma_mean: float = 0.0, weighting: str = "velocity") -> tuple[torch.Tensor, dict[str, float]]:
     """Rectified-flow loss with x-prediction: x_s = (1 - s) x0 + s eps; the network predicts x0.
 
     The error is the velocity's, ``|v_hat - v|^2 = |x0_hat - x0|^2 / s^2``, with s floored at
-    ``SIGMA_FLOOR`` as the sampler's conversion is; per token [B, L], weighted 1 on tokens that
+    ``SIGMA_FLOOR`` as the sampler's conversion is (``weighting='velocity'``), or the clean
+    image's error alone (``'x0'``: every noise level counts the same, so the high-noise steps
+    that decide a fill's shape are not drowned by the easy low-noise ones); per token [B, L], weighted 1 on tokens that
     hold masked pixels and ``outside_weight`` elsewhere (outside the mask the fill is pasted
     back; the model only needs to stay sane there). Returns (loss, detached stats)."""
     x0 = inputs.x0
-    s = sample_sigmas(x0.shape[0], generator, sigmas)[:, None, None]  # (B, 1, 1)
+    if weighting not in ("velocity", "x0"):
+        raise ValueError(f"weighting must be 'velocity' or 'x0', got {weighting!r}")
+    s = sample_sigmas(x0.shape[0], generator, sigmas, sigma_mean)[:, None, None]  # (B, 1, 1)
     eps = torch.randn(x0.shape, generator=generator)
     xs = (1 - s) * x0 + s * eps
     x0_hat = pipe.transformer.predict_x0(hidden_states=torch.cat([xs, inputs.cond], dim=-1), timestep=s.flatten(),
                                          guidance=None, **inputs.text)  # (B, L, 4 lc)
-    err = ((x0_hat - x0) ** 2).mean(-1) / s.clamp_min(SIGMA_FLOOR)[..., 0] ** 2  # (B, L)
+    err = ((x0_hat - x0) ** 2).mean(-1)  # (B, L)
+    if weighting == "velocity":
+        err = err / s.clamp_min(SIGMA_FLOOR)[..., 0] ** 2
     wt = torch.where(inputs.token_mask, 1.0, outside_weight)
     loss = (err * wt).sum() / wt.sum()
     with torch.no_grad():
@@ -284,6 +309,9 @@ def arch_from_metadata(meta: dict[str, str] | None, path: str | Path) -> WorldEd
         raise ValueError(f"{path} is not a saved world editor (no 'aot-world-editor' metadata)")
     d = json.loads(meta["arch"])
     d["rope_axes"] = tuple(d["rope_axes"])
+    d.setdefault("backbone", "flux")  # saved before the UNet backbone existed
+    if "unet_channels" in d:
+        d["unet_channels"] = tuple(d["unet_channels"])
     return WorldEditorArch(**d)
 
 

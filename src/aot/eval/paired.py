@@ -172,3 +172,18 @@ def bench_rows(results: dict[str, Any], bench: str) -> list[dict[str, Any]]:
     if "predictions" not in results:
         raise ValueError("results have no per-item predictions (run_suite with keep_predictions)")
     return [r for r in results["predictions"] if r["bench"] == bench]
+
+
+def paired_rate_difference(a: Sequence[float], b: Sequence[float], n_boot: int = 4000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Difference mean(b) - mean(a) of two per-item outcomes on the same items (0/1 successes,
+    say), with a percentile bootstrap interval that resamples items (pairs kept together).
+
+    Returns ``{"a", "b", "diff", "lo", "hi", "n"}``."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if x.shape != y.shape or x.ndim != 1 or not len(x):
+        raise ValueError(f"paired_rate_difference needs two equally long non-empty 1-d outcomes, got {x.shape} and {y.shape}")
+    d = y - x
+    idx = np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))  # (B, n) items drawn with replacement
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(d[idx].mean(1), [alpha, 1 - alpha])
+    return {"a": float(x.mean()), "b": float(y.mean()), "diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": int(len(d))}

@@ -55,8 +55,11 @@ class FlowGRPOConfig:
     """LoRA rank."""
     lora_alpha: int = 16
     """LoRA alpha."""
-    lora_target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
-    """Transformer modules LoRA adapts (attention projections of Flux/Qwen-Image blocks)."""
+    lora_target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"])
+    """Transformer modules LoRA adapts: the attention projections of Flux/Qwen-Image blocks and
+    of a UNet's attention blocks, and a UNet's resnet convolutions (the born world editor's
+    backbone: its attention sits only in the 12x12 middle, so the convolutions are what paint);
+    names a model lacks are ignored as long as one matches."""
 
     def __post_init__(self) -> None:
         if self.group_size < 2:
