@@ -57,11 +57,11 @@ FIXED_TAG = 0xF1CE
 class DiffusionAttackerConfig:
     """The diffusion attacker: proposer, editor, judge, and its Flow-GRPO training."""
 
-    editor: str = "tiny"
-    """The fill editor: a world editor saved by ``aot pretrain-editor`` (folder or
-    .safetensors), 'base' (a shipped born world editor, ``aot/assets/world_editor``: none is
-    shipped yet, docs/diffusion-attacker.md), 'tiny' (a tiny random-weight world editor, for
-    tests) or 'random' (the born editor's size, random weights: for speed figures)."""
+    editor: str = "base"
+    """The fill editor: 'base' (the shipped born world editor, ``aot/assets/world_editor``,
+    docs/diffusion-attacker.md), a world editor saved by ``aot pretrain-editor`` (folder or
+    .safetensors), 'tiny' (a tiny random-weight world editor, for tests) or 'random' (the born
+    editor's size, random weights: for speed figures)."""
     judge: str = "base"
     """The world judge of the integrity verdict: 'base' (the shipped judge,
     ``aot/assets/world_judge``), a judge saved by ``aot pretrain-judge`` (folder or

@@ -10,10 +10,13 @@ shapes at a place and costs about as much a step on two cores.
 ``UNetFillTransformer`` takes exactly what ``FluxFillPipeline`` hands its transformer
 (``hidden_states`` = [packed noisy latents | packed masked-image latents | packed mask],
 ``timestep`` = sigma, ``pooled_projections``, ``encoder_hidden_states``, ``img_ids``), unpacks
-them to pixels, runs a ``UNet2DConditionModel`` (cross-attention to the T5 tokens, the pooled
-CLIP vector as a class embedding) that predicts the clean image, and packs the prediction back.
-So the pipeline, ``DiffusersEditor``, and Flow-GRPO's recorder run it unchanged, and LoRA finds
-the same ``to_q``/``to_k``/``to_v``/``to_out.0`` projections in its attention blocks.
+them to pixels, cuts a window around the mask (``crop_windows``: 32x32 for a world object), adds
+the box's coordinates (``box_coords``), runs a ``UNet2DConditionModel`` (the pooled CLIP vector
+and every T5 token in the class embedding, cross-attention to the T5 tokens in the middle block)
+that predicts the clean pixels inside the mask, and packs the prediction back (outside the mask
+it is the masked image itself). So the pipeline, ``DiffusersEditor`` and Flow-GRPO's recorder run
+it unchanged, and LoRA finds ``to_q``/``to_k``/``to_v``/``to_out.0`` and the resnets' ``conv1``
+/ ``conv2``.
 """
 
 from __future__ import annotations
