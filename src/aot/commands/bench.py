@@ -65,7 +65,7 @@ def bench_grpo(
 
 @app.command("flow-grpo")
 def bench_flow_grpo(
-    editor: str = typer.Option("tiny", "--editor", help="tiny | random (the born world editor's size, random weights) | PATH of a saved world editor."),
+    editor: str = typer.Option("tiny", "--editor", help="tiny | random (the born world editor's size, random weights) | base (the shipped born world editor) | PATH of a saved world editor."),
     size: int = typer.Option(64, "--size", min=16, help="Image side in pixels (a multiple of 16)."),
     requests: int = typer.Option(2, "--requests", min=1, help="Fill requests per step."),
     group_size: int = typer.Option(4, "--group-size", min=2, help="Fills per request (the GRPO group)."),
@@ -77,10 +77,12 @@ def bench_flow_grpo(
     """Flow-GRPO on the diffusion attacker's editor: rollouts/s and a training step's seconds."""
     import torch
 
-    from ..attack.diffusion import EDITOR_SPECS
+    from ..attack.diffusion import EDITOR_ASSET_DIR, EDITOR_SPECS
     from ..bench import flow_grpo_speed
     from ..editors.diffusers_editor import is_world_editor
 
+    if editor == "base":  # the shipped born world editor
+        editor = str(EDITOR_ASSET_DIR)
     if editor not in EDITOR_SPECS and not is_world_editor(editor):
         raise typer.BadParameter(f"{editor!r} is neither tiny, random nor a saved world editor", param_hint="--editor")
     if size % 16:
