@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from aot.attack.data import eval_attack_items
-from aot.attack.diffusion import DiffusionAttacker
+from aot.attack.diffusion import ATTACKER_FILE, DiffusionAttacker, DiffusionAttackerConfig
 from aot.attack.diffusion_train import evaluate_diffusion
 from aot.attack.scoring import ScoringConfig, clean_correctness, score_programs
+from aot.config import from_dict
 from aot.eval.paired import paired_rate_difference
 from aot.io import atomic_write_json
 from aot.models.defender import load_defender
@@ -105,9 +106,9 @@ def main() -> None:
         t = time.perf_counter()
         if name == "trained":
             att = DiffusionAttacker.load(args.attacker)
-        elif name == "untrained":
-            saved = DiffusionAttacker.load(args.attacker)
-            att = DiffusionAttacker(saved.cfg)  # the same proposer, editor and judge, no LoRA
+        elif name == "untrained":  # the saved settings (proposer, editor, judge) without its LoRA
+            saved = json.loads((Path(args.attacker) / ATTACKER_FILE).read_text())["config"]
+            att = DiffusionAttacker(from_dict(DiffusionAttackerConfig, saved))
         else:
             try:
                 att = make_attacker(name, None, seed=args.seed)

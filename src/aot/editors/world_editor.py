@@ -52,6 +52,13 @@ SIGMA_FLOOR = 0.05
 never goes below it; training weights its loss as 1 / max(sigma, floor)^2)."""
 
 
+def x0_velocity(hidden_states: torch.Tensor, x0: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    """The velocity ``(x_s - x0) / max(sigma, SIGMA_FLOOR)`` [B, L, C] of an x-prediction ``x0``;
+    the noisy latents ``x_s`` are the first C channels of ``hidden_states`` (the conditioning follows)."""
+    xs = hidden_states[..., : x0.shape[-1]]
+    return (xs - x0) / timestep.clamp_min(SIGMA_FLOOR).view(-1, 1, 1).to(x0.dtype)
+
+
 def _xpred_class():
     from diffusers import FluxTransformer2DModel
     from diffusers.models.modeling_outputs import Transformer2DModelOutput
@@ -72,9 +79,7 @@ def _xpred_class():
             return super().forward(hidden_states=hidden_states, return_dict=False, **kwargs)[0]
 
         def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, return_dict: bool = True, **kwargs):
-            x0 = self.predict_x0(hidden_states, timestep=timestep, **kwargs)
-            xs = hidden_states[..., : x0.shape[-1]]  # the noisy latents come first, the conditioning after
-            v = (xs - x0) / timestep.clamp_min(SIGMA_FLOOR).view(-1, 1, 1).to(x0.dtype)
+            v = x0_velocity(hidden_states, self.predict_x0(hidden_states, timestep=timestep, **kwargs), timestep)
             return Transformer2DModelOutput(sample=v) if return_dict else (v,)
 
     return XPredFluxTransformer

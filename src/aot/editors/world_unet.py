@@ -28,8 +28,8 @@ from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 
-SIGMA_FLOOR = 0.05
-"""Smallest sigma an x-prediction is turned into a velocity at (as ``world_editor.SIGMA_FLOOR``)."""
+from .world_editor import x0_velocity
+
 
 
 def unpack(tokens: torch.Tensor, channels: int, h: int, w: int) -> torch.Tensor:
@@ -46,6 +46,21 @@ def pack(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(b, (h // 2) * (w // 2), c * 4)
 
 
+def mask_spans(mask: torch.Tensor) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """(B, 1, H, W) mask -> ((first row, last row), (first column, last column)) of each image's
+    masked pixels, each [B] int64, and [B] bool "nothing masked" (whose spans are the whole canvas)."""
+    _, _, h, w = mask.shape
+    on = mask[:, 0] > 0.5  # (B, H, W)
+
+    def span(hit: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:  # hit: (B, n)
+        at = torch.arange(n)
+        lo, hi = torch.where(hit, at, n).amin(1), torch.where(hit, at, -1).amax(1)
+        empty = ~hit.any(1)
+        return torch.where(empty, 0, lo), torch.where(empty, n - 1, hi)
+
+    return span(on.any(2), h), span(on.any(1), w), ~on.flatten(1).any(1)
+
+
 BOX_COORDS = ("dx_px", "dy_px", "dx_rel", "dy_rel")
 """Input channels computed from the mask: each pixel's offset from the centre of the mask's
 bounding box, in units of 8 pixels and in units of the box's half-width / half-height."""
@@ -60,24 +75,15 @@ def box_coords(mask: torch.Tensor) -> torch.Tensor:
     given them (as CoordConv gives coordinates), it learns the shape words instead of drawing
     every object as the average blob. An empty mask gives zeros."""
     b, _, h, w = mask.shape
-    on = mask[:, 0] > 0.5  # (B, H, W)
-    rows, cols = on.any(2), on.any(1)  # (B, H), (B, W)
+    (y_lo, y_hi), (x_lo, x_hi), empty = mask_spans(mask)
     ys, xs = torch.arange(h, dtype=mask.dtype), torch.arange(w, dtype=mask.dtype)
-
-    def span(hit: torch.Tensor, at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        lo = torch.where(hit, at, torch.inf).amin(1)
-        hi = torch.where(hit, at, -torch.inf).amax(1)
-        empty = ~hit.any(1)
-        lo, hi = torch.where(empty, 0.0, lo), torch.where(empty, 0.0, hi)
-        return (lo + hi) / 2, (hi - lo + 1) / 2  # centre, half-size in pixels: (B,), (B,)
-
-    cy, hy = span(rows, ys)
-    cx, hx = span(cols, xs)
+    cy, hy = (y_lo + y_hi).to(mask.dtype) / 2, (y_hi - y_lo + 1).to(mask.dtype) / 2  # centre, half-size in pixels: (B,)
+    cx, hx = (x_lo + x_hi).to(mask.dtype) / 2, (x_hi - x_lo + 1).to(mask.dtype) / 2
     dx = xs.view(1, 1, w) - cx.view(b, 1, 1)  # (B, 1, W)
     dy = ys.view(1, h, 1) - cy.view(b, 1, 1)  # (B, H, 1)
     dx, dy = dx.expand(b, h, w), dy.expand(b, h, w)
     out = torch.stack([dx / 8, dy / 8, dx / hx.clamp_min(1).view(b, 1, 1), dy / hy.clamp_min(1).view(b, 1, 1)], 1)  # (B, 4, H, W)
-    return out * on.flatten(1).any(1).to(out.dtype).view(b, 1, 1, 1)
+    return out * (~empty).to(out.dtype).view(b, 1, 1, 1)
 
 
 def crop_windows(mask: torch.Tensor, side: int, multiple: int) -> tuple[tuple[list[int], list[int]], tuple[int, int]]:
@@ -87,17 +93,8 @@ def crop_windows(mask: torch.Tensor, side: int, multiple: int) -> tuple[tuple[li
     inside the canvas. Why: a fill needs only its surroundings, and a 32x32 window costs a
     ninth of a 96x96 canvas, in training and sampling alike (the UNet never sees the rest)."""
     b, _, h, w = mask.shape
-    on = mask[:, 0] > 0.5  # (B, H, W)
-    rows, cols = on.any(2), on.any(1)  # (B, H), (B, W)
-
-    def bounds(hit: torch.Tensor, n: int) -> tuple[list[int], list[int]]:
-        at = torch.arange(n)
-        lo = torch.where(hit, at, n).amin(1)
-        hi = torch.where(hit, at, -1).amax(1)
-        empty = ~hit.any(1)
-        return torch.where(empty, 0, lo).tolist(), torch.where(empty, n - 1, hi).tolist()
-
-    (ry0, ry1), (rx0, rx1) = bounds(rows, h), bounds(cols, w)
+    (ry0, ry1), (rx0, rx1), _ = mask_spans(mask)
+    ry0, ry1, rx0, rx1 = ry0.tolist(), ry1.tolist(), rx0.tolist(), rx1.tolist()
 
     def size(lo: list[int], hi: list[int], n: int) -> int:
         need = max(side, max(b_ - a_ + 1 for a_, b_ in zip(lo, hi)) + 2 * multiple)
@@ -172,7 +169,5 @@ class UNetFillTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin):
 
     def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, return_dict: bool = True, **kwargs):
         """The velocity ``(x_s - x0) / sigma`` diffusers' flow-matching sampler expects."""
-        x0 = self.predict_x0(hidden_states, timestep=timestep, **kwargs)
-        xs = hidden_states[..., : x0.shape[-1]]
-        v = (xs - x0) / timestep.clamp_min(SIGMA_FLOOR).view(-1, 1, 1).to(x0.dtype)
+        v = x0_velocity(hidden_states, self.predict_x0(hidden_states, timestep=timestep, **kwargs), timestep)
         return Transformer2DModelOutput(sample=v) if return_dict else (v,)
